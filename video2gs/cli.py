@@ -1,0 +1,94 @@
+"""The ``video2gs`` command line: one Typer app, one verb per module under ``video2gs/commands``.
+
+Errors: a :class:`~video2gs.errors.UserError` prints one red line and exits 1; anything else
+prints one line naming it as an internal error and exits 3. ``--debug`` (anywhere on the
+command line) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from video2gs import __version__
+from video2gs.errors import UserError
+
+app = typer.Typer(
+    name="video2gs",
+    help="Turn a monocular video of an object into a 4D sequence of 3D Gaussian splats (L4GM).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+err_console = Console(stderr=True, highlight=False)
+_DEBUG = False
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"video2gs {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (also accepted after the command)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+):
+    """video2gs: video -> 4D Gaussians. Run `video2gs COMMAND --help` for each command."""
+
+
+def _register_commands() -> None:
+    # Each command module owns one verb; importing it registers nothing by side effect.
+    from video2gs.commands import render as render_cmd
+
+    app.command("render")(render_cmd.render)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    global _DEBUG
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug may appear after the sub-command; strip it so every command accepts it.
+    _DEBUG = "--debug" in argv or os.environ.get("VIDEO2GS_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]
+    _register_commands()
+    try:
+        app(args=argv, prog_name="video2gs", standalone_mode=False)
+    except UserError as exc:
+        if _DEBUG:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        if _DEBUG:
+            raise
+        err_console.print("[bold red]interrupted[/] (partial outputs were left under temporary names or kept as complete files; use --resume where supported)")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - last line of defence, see module docstring
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            err_console.print("[bold red]aborted[/]")
+            sys.exit(1)
+        if _DEBUG:
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (re-run with --debug for the traceback and report it)",
+            soft_wrap=True,
+        )
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
