@@ -148,16 +148,19 @@ class Gaussians:
         out[..., SCALE] = self.scale * scale
         return Gaussians(out)
 
-    def flip_up_axis(self) -> "Gaussians":
-        """Rotate 180 deg about X: (x,y,z) -> (x,-y,-z). +Y-up (L4GM) <-> -Y-up (OpenCV/COLMAP viewers).
+    def flip_up_axis(self, inverse: bool = False) -> "Gaussians":
+        """Rotate 180 deg about X: (x,y,z) -> (x,-y,-z), i.e. +Y-up (L4GM) <-> -Y-up (OpenCV viewers).
 
-        Its own inverse. Quaternion (w,x,y,z) -> (-x, w, -z, y), so R(q') = diag(1,-1,-1) R(q).
+        The quaternion is left-multiplied by (0,1,0,0): (w,x,y,z) -> (-x,w,-z,y), so
+        R(q') = diag(1,-1,-1) R(q). Applying it twice gives -q (the same rotation, other sign);
+        ``inverse=True`` multiplies by the conjugate instead, so ``g.flip_up_axis().flip_up_axis(inverse=True)``
+        restores ``g`` bit for bit. Use ``inverse=True`` when reading back what was exported.
         """
         out = self.data.clone()
         out[..., 1] = -self.data[..., 1]
         out[..., 2] = -self.data[..., 2]
         w, x, y, z = self.rotation.unbind(-1)
-        out[..., ROTATION] = torch.stack([-x, w, -z, y], dim=-1)
+        out[..., ROTATION] = torch.stack([x, -w, z, -y] if inverse else [-x, w, -z, y], dim=-1)
         return Gaussians(out)
 
     def prune(self, min_opacity: float = PRUNE_OPACITY) -> "Gaussians":
