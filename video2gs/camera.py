@@ -226,3 +226,15 @@ class Cameras:
     ) -> "Cameras":
         """Orbit cameras at the given azimuths; ``elevation_deg`` positive = camera above."""
         return cls(orbit_cameras(azimuths_deg, elevation_deg, radius), fovy_deg)
+
+
+def opengl_to_mvdream_blender(c2w: np.ndarray) -> np.ndarray:
+    """OpenGL c2w [...,4,4] -> MVDream/ImageDream "blender" (z-up) c2w [...,4,4] (conventions §13).
+
+    Negates row 2, then swaps rows 1 and 2: world (x, y, z) -> (x, -z, y). ImageDream's UNet
+    consumes these matrices (at radius 1, flattened row-major) as its camera vectors.
+    """
+    out = np.array(c2w, copy=True)
+    out[..., 2, :] *= -1
+    out[..., [1, 2], :] = out[..., [2, 1], :]
+    return out
