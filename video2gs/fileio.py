@@ -16,6 +16,16 @@ from pathlib import Path
 from video2gs.errors import UserError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; finished outputs get the permissions a plain open() would give.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def ensure_writable_dir(path: Path, what: str = "output folder") -> Path:
     """Create ``path`` (and parents) if needed; raise :class:`UserError` if it is a file or unwritable."""
     path = Path(path)
@@ -43,6 +53,7 @@ def atomic_path(dest: Path, suffix: str | None = None):
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, dest)
     except OSError as exc:
         with contextlib.suppress(OSError):
