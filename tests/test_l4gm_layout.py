@@ -110,6 +110,7 @@ def test_config_round_trip_and_model_card_form():
         ({"down_attention": (True,)}, "down_attention"),
         ({"input_size": 100}, "divisible"),
         ({"up_channels": (1024,) * 7, "up_attention": (False,) * 7, "splat_size": 512}, "skips"),
+        ({"up_channels": (1024, 1024, 512, 256, 256)}, "must equal down_channels"),
     ],
 )
 def test_invalid_configs_are_user_errors(changes, words):

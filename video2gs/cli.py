@@ -45,9 +45,23 @@ def _root(
 
 def _register_commands() -> None:
     # Each command module owns one verb; importing it registers nothing by side effect.
+    from video2gs.commands import interpolate as interpolate_cmd
+    from video2gs.commands import reconstruct as reconstruct_cmd
     from video2gs.commands import render as render_cmd
 
+    app.command("reconstruct")(reconstruct_cmd.reconstruct)
+    app.command("interpolate")(interpolate_cmd.interpolate)
     app.command("render")(render_cmd.render)
+
+    from video2gs.commands import example as example_cmd
+
+    app.command("example")(example_cmd.example)
+
+    from video2gs.commands import download as download_cmd
+    from video2gs.commands import models as models_cmd
+
+    app.command("models")(models_cmd.models)
+    app.command("download")(download_cmd.download)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,12 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - last line of defence, see module docstring
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        # Usage errors (bad option values...). typer may vendor its own click, so match by shape.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             err_console.print("[bold red]aborted[/]")
             sys.exit(1)
         if _DEBUG:
@@ -88,7 +101,6 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(3)
-
 
 if __name__ == "__main__":
     main()

@@ -94,6 +94,14 @@ class L4GMConfig:
             bad(f"splat_size must be {expected} for input_size {self.input_size}, got {self.splat_size}")
         if self.num_unused_skips < 0:
             bad(f"the up blocks consume {self.num_skips_consumed} skips but the encoder pushes only {self.num_skips_pushed}")
+        # Up block i's first resnet takes [x, skip] sized cin + cout, so the skip it pops (the output
+        # of down block nd-1-i) must have cout channels: up channels mirror the down channels.
+        for i, c in enumerate(self.up_channels):
+            if i < nd and self.down_channels[nd - 1 - i] != c:
+                bad(
+                    f"up_channels[{i}] = {c} must equal down_channels[{nd - 1 - i}] = {self.down_channels[nd - 1 - i]} "
+                    "(the skip it concatenates)"
+                )
 
     # -- derived quantities --------------------------------------------------------------------
     def attention_channels(self) -> list[int]:
