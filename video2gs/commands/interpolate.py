@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from video2gs.commands.reconstruct import print_summary
 from video2gs.pipeline.job import run_interpolate
-from video2gs.progress import Reporter
+from video2gs.progress import Reporter, console
 
 
 def interpolate(
@@ -31,4 +30,8 @@ def interpolate(
             backend=backend, overwrite=overwrite, resume=resume, rep=rep,
         )
     if not quiet:
-        print_summary(summary)
+        console.print(
+            f"[bold green]done[/] {summary.frames_in} key frames -> {summary.frames_x3} frames at {summary.fps:.3g} fps "
+            f"in {summary.timings['total']:.1f}s -> {summary.output / 'gaussians_x3'}"
+            + (f"; videos: {', '.join(p.name for p in summary.videos)}" if summary.videos else "")
+        )

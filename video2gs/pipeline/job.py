@@ -526,8 +526,14 @@ class Summary:
 def run_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Summary:
     opts.check()
     device = resolve_device(opts.device)
-    out, resumed = open_output(opts)
     t0 = time.perf_counter()
+    if not Path(opts.input).exists():
+        raise UserError(f"input not found: {opts.input}")
+    if Path(opts.output).exists() and not Path(opts.output).is_dir():
+        raise UserError(f"output {opts.output} exists and is not a folder")
+    # Models first: a missing or wrong checkpoint fails before OUT is touched or any long work starts.
+    recon, record = load_reconstructor(opts.model, device, opts.dtype, "reconstruction")
+    out, resumed = open_output(opts)
     m = out.manifest
     if not resumed:
         m.update(kind="reconstruct", options=dataclasses.asdict(opts), up=opts.up, ply_frame=PLY_FRAME_NOTE[opts.up])
@@ -539,15 +545,13 @@ def run_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Summary:
         rep.info(f"resuming {out.root}: {out.progress}")
     timings = m.setdefault("timings", {})
 
+    m["models"] = [record]
     if not out.progress.get("prepared"):
         source, fps = prepare_frames(opts, out, rep)
         m.update(source=source, fps=fps, frames=frame_entries(len(source["times"]), fps))
         out.mark(prepared=True)
     n = len(m["frames"])
     interpolate = opts.interpolate if opts.interpolate is not None else interpolation_available(opts.interp_model)
-
-    recon, record = load_reconstructor(opts.model, device, opts.dtype, "reconstruction")
-    m["models"] = [record]
     if not out.progress.get("views"):
         m["views"] = make_views(opts, out, recon, rep, device)
         out.mark(views=True)
