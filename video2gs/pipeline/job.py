@@ -482,7 +482,7 @@ def interpolate_stage(out: OutputFolder, interp, rep: Reporter, *, up: str, min_
             _writer(out, X3_DIR, up, min_opacity, st),
             size=interp.config.input_size,
             start_pair=start,
-            on_pair_done=lambda p: out.mark(pairs_done=pairs.index(p) + 1),
+            on_pair_done=lambda p: out.mark(pairs_done=p.a + 1),
             backend=backend,
         )
     return total
