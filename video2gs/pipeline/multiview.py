@@ -45,7 +45,7 @@ def align_azimuth(
     start: float = -180.0,
     stop: float = 180.0,
     size: int = 256,
-    batch: int = 90,
+    batch: int = 180,
     backend: str = "auto",
     device=None,
 ) -> Alignment:
