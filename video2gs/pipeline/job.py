@@ -22,7 +22,6 @@ import cv2
 import numpy as np
 import torch
 
-from video2gs import __version__
 from video2gs.errors import UserError
 from video2gs.fileio import atomic_path, ensure_writable_dir
 from video2gs.gaussians import PRUNE_OPACITY
@@ -334,8 +333,8 @@ def _model_record(name: str, path: Path, role: str) -> dict:
     }
 
 
-def interpolation_available(name_or_path: str) -> bool:
-    """True when the interpolation model is on disk (no download is attempted)."""
+def model_on_disk(name_or_path: str) -> bool:
+    """True when a model (registry name or path) is on disk; never downloads."""
     from video2gs.weights import get_card, presence
 
     p = Path(name_or_path).expanduser()
@@ -357,7 +356,7 @@ def make_views(opts: ReconstructOptions, out: OutputFolder, recon, rep: Reporter
     views_dir = out.root / VIEWS_DIR
     source = opts.views
     if source == "auto":
-        source = "imagedream" if _imagedream_available(opts.imagedream_model) else "none"
+        source = "imagedream" if model_on_disk(opts.imagedream_model) else "none"
         if source == "none":
             rep.warn(
                 "ImageDream weights not found: views 1..3 of frame 0 are blank (--views none); "
@@ -374,10 +373,6 @@ def make_views(opts: ReconstructOptions, out: OutputFolder, recon, rep: Reporter
     for az, img in zip((90, 180, 270), sides):
         write_png(views_dir / f"view_{az:03d}.png", img)
     return record
-
-
-def _imagedream_available(name_or_path: str) -> bool:
-    return interpolation_available(name_or_path)
 
 
 def _imagedream_views(opts, frame0, recon, views_dir: Path, rep: Reporter, device):
@@ -551,7 +546,7 @@ def run_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Summary:
         m.update(source=source, fps=fps, frames=frame_entries(len(source["times"]), fps))
         out.mark(prepared=True)
     n = len(m["frames"])
-    interpolate = opts.interpolate if opts.interpolate is not None else interpolation_available(opts.interp_model)
+    interpolate = opts.interpolate if opts.interpolate is not None else model_on_disk(opts.interp_model)
     if not out.progress.get("views"):
         m["views"] = make_views(opts, out, recon, rep, device)
         out.mark(views=True)

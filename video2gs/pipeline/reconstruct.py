@@ -10,10 +10,9 @@ video frame as view 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -142,7 +141,3 @@ def interpolate_pairs(
             on_pair_done(pair)
     return pairs
 
-
-def stack_views(view0: np.ndarray, sides: Sequence[np.ndarray]) -> torch.Tensor:
-    """[H,W,3] frame + 3 x [H,W,3] views -> [4,3,H,W] float tensor."""
-    return torch.from_numpy(np.stack([view0, *sides])).permute(0, 3, 1, 2).float()
