@@ -191,19 +191,12 @@ def read_rgba(path: Path) -> np.ndarray:
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
-    """uint8 RGB(A) [H,W,3|4] or float [0,1] -> PNG, atomically."""
+    """uint8 gray [H,W], RGB(A) [H,W,3|4] or float [0,1] -> PNG, atomically."""
     if image.dtype != np.uint8:
         image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    code = cv2.COLOR_RGBA2BGRA if image.shape[-1] == 4 else cv2.COLOR_RGB2BGR
-    ok, data = cv2.imencode(".png", cv2.cvtColor(image, code))
-    if not ok:
-        raise UserError(f"cannot encode {path}")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data.tobytes())
-
-
-def _write_mask(path: Path, mask: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", mask)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[-1] == 4 else cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".png", image)
     if not ok:
         raise UserError(f"cannot encode {path}")
     with atomic_path(path) as tmp:
@@ -269,7 +262,7 @@ def prepare_frames(opts: ReconstructOptions, out: OutputFolder, rep: Reporter) -
     with rep.stage("segment", len(src)) as st:
         for frame in src.frames():
             mask = segmenter(frame.image)  # [H,W] uint8 {0,255}
-            _write_mask(masks_dir / f"{frame.index:06d}.png", mask)
+            write_png(masks_dir / f"{frame.index:06d}.png", mask)
             boxes.append(mask_box(mask))
             times.append(frame.time)
             st.advance()
@@ -487,13 +480,16 @@ def interpolate_stage(out: OutputFolder, interp, rep: Reporter, *, up: str, min_
 # stage 5
 
 
-def render_stage(out: OutputFolder, rep: Reporter, *, size: int, backend: str, device, x3: bool) -> list[Path]:
+def render_stage(
+    out: OutputFolder, rep: Reporter, *, size: int, backend: str, device, keys: bool = True, x3: bool
+) -> list[Path]:
+    """Videos of ``gaussians/`` (``keys``) and/or ``gaussians_x3/`` (``x3``) into ``videos/``."""
     from video2gs.commands.render import render_videos
 
-    written = []
-    sequences = [("", Sequence.open(out.root))]
+    sequences = [("", Sequence.open(out.root))] if keys else []
     if x3:
         sequences.append(("_x3", Sequence.open(out.root / X3_DIR, fps=out.manifest["fps"] * 3)))
+    written = []
     for suffix, seq in sequences:
         written += render_videos(
             seq, out.root / VIDEOS_DIR, orbit=True, fixed=True, size=size, backend=backend, device=device,
@@ -607,12 +603,7 @@ def run_interpolate(
     manifest["models"] = [m for m in manifest.get("models", []) if m.get("role") != "interpolation"] + [record]
     manifest["x3"] = {"fps": manifest["fps"] * 3, "frames": frame_entries(frames_x3, manifest["fps"] * 3, X3_DIR)}
     out.save()
-    videos = []
-    if render:
-        from video2gs.commands.render import render_videos
-
-        seq = Sequence.open(root / X3_DIR, fps=manifest["fps"] * 3)
-        videos = render_videos(seq, root / VIDEOS_DIR, orbit=True, fixed=True, size=render_size, backend=backend, device=dev, suffix="_x3", reporter=rep)
+    videos = render_stage(out, rep, size=render_size, backend=backend, device=dev, keys=False, x3=True) if render else []
     timings = manifest.setdefault("timings", {})
     timings.update({f"x3_{k}": round(v, 3) for k, v in rep.timings.items()})
     out.save()
