@@ -17,7 +17,7 @@ import torch
 
 from video2gs.camera import Cameras
 from video2gs.gaussians import Gaussians
-from video2gs.pipeline.multiview import align_azimuth
+from video2gs.pipeline.views import align_azimuth
 from video2gs.render import render
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "splats"

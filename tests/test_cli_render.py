@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from video2gs.cli import main
-from video2gs.commands.render import orbit_plan, parse_background
+from video2gs.commands.render import parse_background
+from video2gs.render.turntable import orbit_plan
 from video2gs.errors import UserError
 from video2gs.formats import save_gaussians
 from video2gs.gaussians import Gaussians
@@ -103,10 +104,13 @@ def test_render_sequence_folder(tmp_path):
     assert sorted(p.name for p in (out / "videos").iterdir()) == ["fixed.mp4", "orbit.mp4"]
 
 
-def test_render_single_file_spins_next_to_it(tmp_path):
-    save_gaussians(tmp_path / "ball.splat", blob(shift=0.3))
-    code, _, err = run_cli("render", tmp_path / "ball.splat", "--orbit", "--size", 32, "--orbit-seconds", 0.2,
+def test_render_single_file_spins_into_the_current_folder(tmp_path, monkeypatch):
+    (tmp_path / "scans").mkdir()
+    save_gaussians(tmp_path / "scans" / "ball.splat", blob(shift=0.3))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("render", tmp_path / "scans" / "ball.splat", "--orbit", "--size", 32, "--orbit-seconds", 0.2,
                            "--background", "#000000", "-q")
+    assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["ball.splat"]  # nothing lands beside the scan
     assert code == 0, err
     frames = decode(tmp_path / "ball_orbit.mp4")
     assert frames.shape == (6, 32, 32, 3)
@@ -221,15 +225,16 @@ def test_entry_point_prints_one_line_and_debug_shows_traceback(tmp_path):
 
 
 def test_render_videos_api_for_the_pipeline(tmp_path):
-    from video2gs.commands.render import render_videos
+    from video2gs.render.turntable import render_videos
     from video2gs.progress import Reporter
     from video2gs.sequence import Sequence
 
     out = make_sequence(tmp_path / "out", count=2, fps=10)
     for t in range(4):
         write_frame(out, t, blob(seed=t), subdir="gaussians_x3")
-    seq = Sequence.open(out / "gaussians_x3", fps=30)
-    assert seq.kind == "folder" and len(seq) == 4
+    seq = Sequence.open(out / "gaussians_x3")
+    # OUT/gaussians_x3 is OUT's x3 sequence: 3x the manifest's rate (it records no x3 entry here)
+    assert (seq.kind, seq.subdir, len(seq), seq.fps) == ("output", "gaussians_x3", 4, 30.0)
     with Reporter(quiet=True) as rep:
         paths = render_videos(seq, out / "videos", fixed=True, orbit=False, size=16, suffix="_x3", reporter=rep)
         with rep.stage("after", 1) as stage:  # the caller's reporter is still running

@@ -8,17 +8,25 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DATA
+from media import object_video
 from video2gs.camera import Cameras
 from video2gs.formats import load_gaussians
-from video2gs.pipeline.multiview import align_azimuth, aligned_views
+from video2gs.pipeline.views import align_azimuth, aligned_views
 from video2gs.render import render
 
 
 @pytest.fixture(scope="module")
 def cow():
-    # .splat files are -Y up; load_gaussians returns the internal +Y-up frame
-    return load_gaussians(DATA / "splats" / "spot.splat")
+    # the bundled example (Spot, CC0) is everywhere the package is; load_gaussians returns +Y up
+    from importlib import resources
+
+    with resources.as_file(resources.files("video2gs") / "examples" / "spot.splat") as path:
+        return load_gaussians(path)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return object_video(tmp_path_factory.mktemp("media") / "clip.mp4", n=3)
 
 
 @pytest.mark.parametrize("yaw", [37.0, -120.0, 171.0])
@@ -44,7 +52,7 @@ def test_aligned_views_are_renders_at_the_offsets(cow):
     np.testing.assert_allclose(views, direct, atol=1e-6)
 
 
-def test_reconstruct_with_imagedream_views(tmp_path):
+def test_reconstruct_with_imagedream_views(clip, tmp_path):
     from video2gs.cli import main
     from video2gs.testing import write_random_imagedream, write_random_l4gm
 
@@ -52,7 +60,7 @@ def test_reconstruct_with_imagedream_views(tmp_path):
     dream = write_random_imagedream(tmp_path / "imagedream")
     out = tmp_path / "out"
     main([
-        "reconstruct", str(DATA / "videos" / "box.mp4"), "-o", str(out), "--max-frames", "3",
+        "reconstruct", str(clip), "-o", str(out), "--max-frames", "3",
         "--model", str(recon), "--imagedream-model", str(dream), "--views", "imagedream", "--steps", "2",
         "--align-step", "30", "--segment", "key", "--no-interpolate", "--no-render", "--quiet",
     ])
@@ -63,12 +71,20 @@ def test_reconstruct_with_imagedream_views(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     views = manifest["views"]
     assert views["source"] == "imagedream" and views["steps"] == 2
-    assert views["azimuth"] in list(range(-180, 180, 30)) and views["alignment_mse"] >= 0
-    assert views["model"]["role"] == "imagedream"
+    assert views["azimuth"] in list(range(-180, 180, 30))
+    # the recorded error is the one of the chosen azimuth: the aligned front view against frame 0
+    # (the aligned views are rendered 2x supersampled and saved as 8-bit PNGs, hence the tolerance)
+    import cv2
+
+    frame0 = cv2.imread(str(out / "input" / "000000.png"))[..., :3].astype(np.float32) / 255
+    front = cv2.imread(str(out / "views" / "aligned_000.png")).astype(np.float32) / 255
+    assert views["alignment_mse"] == pytest.approx(float(((front - frame0) ** 2).mean()), abs=2e-3)
+    dream = [m for m in manifest["models"] if m["role"] == "imagedream"]
+    assert len(dream) == 1 and len(dream[0]["sha256"]) == 64
     assert len(list((out / "gaussians").glob("*.ply"))) == 3
 
 
-def test_missing_imagedream_offline_is_clear(tmp_path, capsys, monkeypatch):
+def test_missing_imagedream_offline_is_clear(clip, tmp_path, capsys, monkeypatch):
     from video2gs.cli import main
     from video2gs.testing import write_random_l4gm
 
@@ -76,7 +92,7 @@ def test_missing_imagedream_offline_is_clear(tmp_path, capsys, monkeypatch):
     recon = write_random_l4gm(tmp_path / "recon.safetensors")
     with pytest.raises(SystemExit) as exc:
         main([
-            "reconstruct", str(DATA / "videos" / "box.mp4"), "-o", str(tmp_path / "out"), "--max-frames", "2",
+            "reconstruct", str(clip), "-o", str(tmp_path / "out"), "--max-frames", "2",
             "--model", str(recon), "--views", "imagedream", "--segment", "key", "--no-render", "--quiet",
         ])
     assert exc.value.code == 1

@@ -17,7 +17,7 @@ import video2gs.render as render_pkg
 from video2gs.camera import Cameras, dgr_matrices, projection_matrix
 from video2gs.errors import UserError
 from video2gs.gaussians import Gaussians
-from video2gs.render import available_backends, render, torch_backend
+from video2gs.render import available_backends, render
 
 CAMS = Cameras.orbit([10.0, 100.0, 250.0], elevation_deg=15.0)
 
@@ -29,6 +29,16 @@ def scene(n: int = 300, seed: int = 4) -> torch.Tensor:
     scale = torch.rand(n, 3, generator=g) * 0.05 + 0.005
     quat = torch.nn.functional.normalize(torch.randn(n, 4, generator=g), dim=-1)
     return torch.cat([xyz, opacity, scale, quat, torch.rand(n, 3, generator=g)], dim=-1)
+
+
+def independent_rasterize(*args):
+    """The stand-ins draw with the numba kernel, a separate implementation from the torch reference they
+    are compared with, so a wrong argument from an adapter shows up as a different picture."""
+    if "numba" not in available_backends():
+        pytest.skip("the stand-ins draw with the numba backend, which is not installed")
+    from video2gs.render import numba_backend
+
+    return numba_backend.rasterize(*args)
 
 
 def install(monkeypatch, name: str, module: types.ModuleType) -> None:
@@ -43,8 +53,8 @@ def test_gsplat_adapter_passes_l4gm_settings(monkeypatch):
 
     def rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kw):
         calls.append(dict(kw, viewmats=viewmats, Ks=Ks, shapes=(means.shape, quats.shape, scales.shape, opacities.shape, colors.shape)))
-        out = torch_backend.rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                                      kw["near_plane"], kw["far_plane"], kw["backgrounds"])
+        out = independent_rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+                                    kw["near_plane"], kw["far_plane"], kw["backgrounds"])
         return torch.cat([out.rgb, out.depth], dim=-1), out.alpha, {}
 
     install(monkeypatch, "gsplat", types.SimpleNamespace(rasterization=rasterization))
@@ -53,8 +63,9 @@ def test_gsplat_adapter_passes_l4gm_settings(monkeypatch):
     data = scene()
     got = render(data, cams, 48, 40, background=bg, backend="gsplat")
     want = render(data, cams, 48, 40, background=bg, backend="torch")
+    assert want.alpha.mean() > 0.1  # something is drawn
     for a, b in zip(got, want):
-        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=2e-3)
     (kw,) = calls
     n = data.shape[0]
     assert kw["shapes"] == ((n, 3), (n, 4), (n, 3), (n,), (n, 3))
@@ -100,9 +111,9 @@ def test_dgr_adapter_passes_lgm_settings(monkeypatch):
             K = torch.tensor([[f, 0, s.image_width / 2], [0, f, s.image_height / 2], [0, 0, 1]])
             # composite unclamped (the kernel does not clamp): scale colours into [0,1] and back
             k = max(1.0, float(colors_precomp.max()))
-            out = torch_backend.rasterize(means3D, rotations, scales, opacities[:, 0], colors_precomp / k,
-                                          s.viewmatrix.T[None], K[None], s.image_width, s.image_height, 0.2, 1e10,
-                                          s.bg[None] / k)
+            out = independent_rasterize(means3D, rotations, scales, opacities[:, 0], colors_precomp / k,
+                                        s.viewmatrix.T[None], K[None], s.image_width, s.image_height, 0.2, 1e10,
+                                        s.bg[None] / k)
             return (out.rgb[0] * k).permute(2, 0, 1), torch.zeros(means3D.shape[0], dtype=torch.int32)
 
     install(monkeypatch, "diff_gaussian_rasterization",
@@ -111,10 +122,11 @@ def test_dgr_adapter_passes_lgm_settings(monkeypatch):
     data = scene()
     got = render(data, CAMS, 32, 32, background=bg, backend="dgr")
     want = render(data, CAMS, 32, 32, background=bg, backend="torch")
-    # (the stand-in rebuilds K from tan(fov/2): float32 rounding moves values by ~1e-5)
-    torch.testing.assert_close(got.rgb, want.rgb, rtol=0, atol=5e-5)
-    torch.testing.assert_close(got.alpha, want.alpha, rtol=0, atol=5e-5)
-    torch.testing.assert_close(got.depth, want.depth, rtol=1e-4, atol=1e-4)
+    # two implementations (numba in the stand-in, torch here) agree to ~1e-3
+    assert want.alpha.mean() > 0.1
+    torch.testing.assert_close(got.rgb, want.rgb, rtol=0, atol=2e-3)
+    torch.testing.assert_close(got.alpha, want.alpha, rtol=0, atol=2e-3)
+    torch.testing.assert_close(got.depth, want.depth, rtol=2e-3, atol=2e-3)
     assert len(seen) == 2 * len(CAMS)  # colour pass + depth/alpha pass per view
     cam_view, cam_view_proj, campos = dgr_matrices(CAMS.c2w)
     for v in range(len(CAMS)):

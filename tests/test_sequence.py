@@ -154,10 +154,19 @@ def test_write_frame_is_atomic(tmp_path):
 def test_example_sequence(tmp_path):
     obj = example_object()
     assert len(obj) == 10_000
-    # The bundled file is -Y up; Spot stands on the ground of the internal +Y-up frame: its
-    # lowest points (the hooves) span little in y compared with its height.
-    y = obj.xyz[:, 1]
-    assert y.max() - y.min() > 0.9
+    # The bundled file is -Y up; read into the internal +Y-up frame, Spot stands on its four legs:
+    # the lowest tenth of its height (the legs, at the corners of the body) spreads wide in x-z,
+    # the highest tenth (head and horns) is compact. Upside down the two would swap.
+    xyz = obj.xyz
+    y = xyz[:, 1]
+    span = float(y.max() - y.min())
+    assert span > 0.9
+
+    def footprint(mask):
+        q = xyz[mask]
+        return float((q[:, 0].max() - q[:, 0].min()) * (q[:, 2].max() - q[:, 2].min()))
+
+    assert footprint(y < y.min() + 0.1 * span) > 3 * footprint(y > y.max() - 0.1 * span)
     manifest = write_example(tmp_path / "ex", frames=6, fps=10)
     seq = Sequence.open(tmp_path / "ex")
     assert (len(seq), seq.fps, seq.up, manifest["source"]["kind"]) == (6, 10, "-y", "example")

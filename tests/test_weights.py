@@ -258,7 +258,7 @@ def test_absent_everywhere_offline_gives_one_clear_line(env):
 def test_download_false_never_reaches_network(env, monkeypatch):
     go_online(monkeypatch)
     forbid_network(monkeypatch)
-    with pytest.raises(ModelNotFoundError, match="downloads are disabled"):
+    with pytest.raises(ModelNotFoundError, match="only downloaded on request"):
         weights.resolve("lgm-fixrot", download=False)
 
 

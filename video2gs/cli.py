@@ -1,20 +1,22 @@
 """The ``video2gs`` command line: one Typer app, one verb per module under ``video2gs/commands``.
 
 Errors: a :class:`~video2gs.errors.UserError` prints one red line and exits 1; anything else
-prints one line naming it as an internal error and exits 3. ``--debug`` (anywhere on the
-command line) shows the traceback instead.
+prints one line naming it as an internal error and exits 3; Ctrl-C prints one line and exits
+130 (SIGTERM: 143). ``--debug`` (anywhere on the command line) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 import typer
 from rich.console import Console
 
 from video2gs import __version__
-from video2gs.errors import UserError
+from video2gs.errors import Interrupted, UserError
 
 app = typer.Typer(
     name="video2gs",
@@ -64,26 +66,70 @@ def _register_commands() -> None:
     app.command("download")(download_cmd.download)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so cleanup runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise _Terminated()
+
+
+def _plain_help() -> None:
+    """Two habits of typer's help that mislead: a type column for flags (``--orbit <bool>``, but flags
+    take no value) and required arguments in braces in the usage line (``{input}``). Show flags bare
+    and arguments as click does (``INPUT``, optional ones ``[NAME]``)."""
+    from typer.core import TyperArgument, TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_video2gs", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if (self.is_flag or self.count) else shown(self, ctx)
+
+    def usage_name(self) -> str:
+        name = self.display_name_raw.upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    display_type_rich._video2gs = True
+    TyperOption.display_type_rich = display_type_rich
+    TyperArgument._usage_display_name = usage_name
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Exit codes: 0 ok, 1 user error, 2 usage, 3 internal error,
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
     global _DEBUG
     argv = list(sys.argv[1:] if argv is None else argv)
     # --debug may appear after the sub-command; strip it so every command accepts it.
     _DEBUG = "--debug" in argv or os.environ.get("VIDEO2GS_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
+    # transformers / diffusers notices would break through the progress display and --quiet.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    previous_term = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if previous_term is not None:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    _plain_help()
     _register_commands()
     try:
-        app(args=argv, prog_name="video2gs", standalone_mode=False)
+        code = app(args=argv, prog_name="video2gs", standalone_mode=False)
+    except Interrupted as exc:
+        if _DEBUG:
+            raise
+        err_console.print(f"[bold yellow]{exc}[/]", soft_wrap=True)
+        sys.exit(143 if isinstance(exc.__cause__, _Terminated) else exc.exit_code)
     except UserError as exc:
         if _DEBUG:
             raise
         err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if _DEBUG:
             raise
-        err_console.print("[bold red]interrupted[/] (partial outputs were left under temporary names or kept as complete files; use --resume where supported)")
-        sys.exit(130)
+        err_console.print("[bold yellow]interrupted[/] (files being written were discarded; nothing finished was changed)")
+        sys.exit(143 if isinstance(exc, _Terminated) else 130)
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - last line of defence, see module docstring
@@ -101,6 +147,16 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(3)
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+    if code == 130:
+        # typer turns a Ctrl-C outside our own handling into a return value of 130.
+        err_console.print("[bold yellow]interrupted[/] (files being written were discarded; nothing finished was changed)")
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
 
 if __name__ == "__main__":
     main()

@@ -26,3 +26,9 @@ class UserError(Exception):
 
 class ModelNotFoundError(UserError):
     """A model file is absent and cannot be downloaded (offline, or the user declined)."""
+
+
+class Interrupted(UserError):
+    """Ctrl-C (or SIGTERM) during a run: the message says what was kept; exits 130."""
+
+    exit_code = 130

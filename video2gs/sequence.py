@@ -18,6 +18,7 @@ Manifest keys this module defines and reads (everything else is the writer's bus
     fps             output frames per second of gaussians/
     up              frame of the PLY files: "-y" (viewer frame) or "y" (L4GM's +Y-up frame)
     frames          [{"index": i, "time": seconds, "file": "gaussians/000000.ply"}, ...]
+    x3              {"fps": ..., "frames": [...]} of gaussians_x3/, when interpolated
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from video2gs.gaussians import PRUNE_OPACITY, Gaussians
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 1
 GAUSSIANS_DIR = "gaussians"
+X3_DIR = "gaussians_x3"  # the x3 interpolated sequence; its fps is the manifest's x3.fps
 DEFAULT_FPS = 15.0  # L4GM's output rate for 30 fps input
 _FRAME_FILE = re.compile(r"^(\d{6})\.ply$")
 
@@ -124,6 +126,16 @@ def complete_frames(folder: str | Path, subdir: str = GAUSSIANS_DIR) -> list[int
 
 
 # -- reading a sequence ----------------------------------------------------------------------------
+def _manifest_fps(manifest: dict | None, subdir: str) -> float | None:
+    """The playback rate the manifest records for ``subdir`` (gaussians/ or gaussians_x3/)."""
+    if manifest is None:
+        return None
+    if subdir == X3_DIR:
+        x3 = manifest.get("x3") or {}
+        return float(x3["fps"]) if x3.get("fps") else (float(manifest["fps"]) * 3 if manifest.get("fps") else None)
+    return float(manifest["fps"]) if manifest.get("fps") else None
+
+
 def _gaussian_files(folder: Path) -> list[Path]:
     files = [
         p for p in folder.iterdir()
@@ -149,6 +161,7 @@ class Sequence:
     kind: str
     up: str | None = None
     manifest: dict | None = field(default=None, repr=False)
+    subdir: str | None = None  # for kind 'output': which sequence of the folder (gaussians, gaussians_x3)
 
     @classmethod
     def open(cls, path: str | Path, *, fps: float | None = None, subdir: str = GAUSSIANS_DIR) -> "Sequence":
@@ -167,6 +180,9 @@ class Sequence:
             return cls(path, [path], float(fps or DEFAULT_FPS), "file")
 
         manifest = read_manifest(path)
+        if manifest is None and path.name in (GAUSSIANS_DIR, X3_DIR) and read_manifest(path.parent) is not None:
+            # OUT/gaussians or OUT/gaussians_x3 given directly: it is that sequence of OUT.
+            return cls.open(path.parent, fps=fps, subdir=path.name)
         up = None
         if manifest is not None and manifest.get("up") is not None:
             up = check_up(manifest["up"], what=f"{path / MANIFEST}: up")
@@ -185,8 +201,8 @@ class Sequence:
             where = sub if sub.is_dir() else path
             raise UserError(f"{where}: no .ply or .splat files found")
         if fps is None:
-            fps = float(manifest["fps"]) if manifest is not None and manifest.get("fps") else DEFAULT_FPS
-        return cls(path, files, float(fps), kind, up, manifest)
+            fps = _manifest_fps(manifest, subdir) or DEFAULT_FPS
+        return cls(path, files, float(fps), kind, up, manifest, subdir if kind == "output" else None)
 
     @staticmethod
     def _manifest_files(root: Path, manifest: dict) -> list[Path]:

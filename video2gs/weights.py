@@ -567,7 +567,7 @@ def resolve(name_or_path: str | os.PathLike, *, download: bool | None = None, qu
     if loc is not None:
         return loc.path
     if download is False:
-        raise _missing_error(card, "downloads are disabled")
+        raise _missing_error(card, "is only downloaded on request (`video2gs download`, which shows its licence first)")
     if is_offline():
         raise _missing_error(card, "downloads are off (HF_HUB_OFFLINE=1)")
     return fetch(card, quiet=quiet)

@@ -2,36 +2,33 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import typer
-
-from video2gs.pipeline.job import run_interpolate
+from video2gs.pipeline.options import InterpolateOptions, command_from
+from video2gs.pipeline.run import run_interpolate
 from video2gs.progress import Reporter, console
 
 
-def interpolate(
-    output: Path = typer.Argument(..., help="A folder written by `video2gs reconstruct`.", show_default=False),
-    factor: int = typer.Option(3, help="Temporal upsampling factor; the released model supports exactly 3 ((N-1)*3+1 frames)."),
-    model: str = typer.Option("l4gm-interp", help="Interpolation model: registry name or .safetensors path."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
-    dtype: str = typer.Option("auto", help="auto | fp32 | fp16 | bf16."),
-    render: bool = typer.Option(True, "--render/--no-render", help="Write videos/orbit_x3.mp4 and fixed_x3.mp4."),
-    render_size: int = typer.Option(512, help="Video view size in pixels."),
-    backend: str = typer.Option("auto", help="Renderer: auto | numba | torch | gsplat | dgr."),
-    overwrite: bool = typer.Option(False, help="Replace an existing gaussians_x3/."),
-    resume: bool = typer.Option(False, help="Continue an interrupted interpolation."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress display or summary."),
-):
-    """Insert two frames between every pair of reconstructed frames (OUT/gaussians_x3/, 3x the fps)."""
+def _run(opts: InterpolateOptions, quiet: bool) -> None:
     with Reporter(quiet) as rep:
-        summary = run_interpolate(
-            output, model=model, factor=factor, device=device, dtype=dtype, render=render, render_size=render_size,
-            backend=backend, overwrite=overwrite, resume=resume, rep=rep,
-        )
-    if not quiet:
-        console.print(
-            f"[bold green]done[/] {summary.frames_in} key frames -> {summary.frames_x3} frames at {summary.fps:.3g} fps "
-            f"in {summary.timings['total']:.1f}s -> {summary.output / 'gaussians_x3'}"
-            + (f"; videos: {', '.join(p.name for p in summary.videos)}" if summary.videos else "")
-        )
+        s = run_interpolate(opts, rep)
+    if quiet:
+        return
+    if s.already_complete:
+        console.print(f"[bold green]complete[/] {s.output / 'gaussians_x3'} already holds {s.frames_x3} frames; nothing was redone")
+        return
+    console.print(
+        f"[bold green]done[/] {s.frames_in} key frames -> {s.frames_x3} frames at {s.fps:.4g} fps "
+        f"in {s.timings['total']:.1f}s -> {s.output / 'gaussians_x3'}"
+        + (f"; videos: {', '.join(p.name for p in s.videos)}" if s.videos else "")
+    )
+
+
+interpolate = command_from(
+    InterpolateOptions,
+    _run,
+    """Insert two frames between every pair of reconstructed frames (OUT/gaussians_x3/, 3x the fps).
+
+    The new frames are built beside OUT's results and swapped in when complete.
+
+    Example: video2gs interpolate out/ --factor 3
+    """,
+)

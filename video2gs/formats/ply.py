@@ -35,7 +35,7 @@ from video2gs.formats.common import (
     sh_degree_for_rest,
     to_file_frame,
 )
-from video2gs.gaussians import PRUNE_OPACITY, SH_C0, Gaussians
+from video2gs.gaussians import OPACITY, PRUNE_OPACITY, RGB, ROTATION, SCALE, SH_C0, Gaussians
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +134,15 @@ def write_ply(
     columns: list[tuple[str, np.ndarray]] = [(n, d[:, i]) for i, n in enumerate(POSITION)]
     if normals:
         columns += [(n, np.zeros(len(d))) for n in NORMALS]
-    f_dc = encode_rgb(d[:, 11:14])
+    f_dc = encode_rgb(d[:, RGB])
     columns += [(n, f_dc[:, i]) for i, n in enumerate(F_DC)]
     if sh_rest is not None:
         rest = (flip_sh_rest(sh_rest) if up == "-y" else sh_rest).reshape(len(d), -1).double().numpy()
         columns += [(f"f_rest_{i}", rest[:, i]) for i in range(rest.shape[1])]
-    columns.append(("opacity", encode_opacity(d[:, 3])))
-    log_scale = encode_scale(d[:, 4:7])
+    columns.append(("opacity", encode_opacity(d[:, OPACITY][:, 0])))
+    log_scale = encode_scale(d[:, SCALE])
     columns += [(n, log_scale[:, i]) for i, n in enumerate(SCALES)]
-    columns += [(n, d[:, 7 + i]) for i, n in enumerate(ROTS)]
+    columns += [(n, d[:, ROTATION][:, i]) for i, n in enumerate(ROTS)]
 
     records = np.empty(len(d), dtype=[(name, "<f4") for name, _ in columns])
     for name, values in columns:

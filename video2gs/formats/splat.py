@@ -33,7 +33,7 @@ from video2gs.formats.common import (
     resolve_up,
     to_file_frame,
 )
-from video2gs.gaussians import PRUNE_OPACITY, Gaussians
+from video2gs.gaussians import OPACITY, PRUNE_OPACITY, RGB, ROTATION, SCALE, XYZ, Gaussians
 
 RECORD = np.dtype([("position", "<f4", (3,)), ("scale", "<f4", (3,)), ("rgba", "u1", (4,)), ("rotation", "u1", (4,))])
 assert RECORD.itemsize == 32
@@ -99,14 +99,14 @@ def write_splat(
             raise UserError(f"cannot write {path}: every Gaussian has opacity below {min_opacity} (nothing left after pruning)")
     d = to_file_frame(g, up).data.numpy()  # [N,14] float32
     if sort:
-        size = np.prod(d[:, 4:7].astype(np.float64), axis=1) * d[:, 3]
+        size = np.prod(d[:, SCALE].astype(np.float64), axis=1) * d[:, OPACITY][:, 0]
         d = d[np.argsort(-size, kind="stable")]
     records = np.empty(len(d), dtype=RECORD)
-    records["position"] = d[:, 0:3]
-    records["scale"] = d[:, 4:7]
-    records["rgba"][:, :3] = encode_unit(d[:, 11:14].astype(np.float64))
-    records["rgba"][:, 3] = encode_unit(d[:, 3].astype(np.float64))
-    records["rotation"] = encode_rotation(d[:, 7:11])
+    records["position"] = d[:, XYZ]
+    records["scale"] = d[:, SCALE]
+    records["rgba"][:, :3] = encode_unit(d[:, RGB].astype(np.float64))
+    records["rgba"][:, 3] = encode_unit(d[:, OPACITY][:, 0].astype(np.float64))
+    records["rotation"] = encode_rotation(d[:, ROTATION])
     with atomic_path(path) as tmp:
         records.tofile(tmp)
     return len(records)

@@ -1,8 +1,8 @@
-"""Chunked, autoregressive 4D reconstruction and x3 interpolation over an output folder.
+"""Stage 3, reconstruct: chunked, autoregressive 4D reconstruction.
 
-Both loops hold one chunk (or one pair) in memory, write each output frame as soon as it
-exists, and persist the little state the next unit needs, so an interrupted run resumes at
-the last complete unit and gives the same result as an uninterrupted one.
+The loop holds one chunk in memory, writes each output frame as soon as it exists, and persists
+the little state the next chunk needs, so an interrupted run resumes at the last complete chunk
+and gives the same result as an uninterrupted one.
 
 Images are float32 [3,H,W] in [0,1] on white; views are ordered azimuth 0/90/180/270 with the
 video frame as view 0.
@@ -18,18 +18,15 @@ from safetensors.torch import load_file, save_file
 
 from video2gs.fileio import atomic_path
 from video2gs.gaussians import Gaussians
-from video2gs.pipeline.chunks import Chunk, Pair, plan_chunks, plan_pairs
-from video2gs.pipeline.multiview import render_views
+from video2gs.pipeline.chunks import Chunk, plan_chunks
+from video2gs.pipeline.views import SIDE_AZIMUTHS, render_views
 
 # (frames [T,4,3,H,W]) -> Gaussians [T,N,14]
 NetworkFn = Callable[[torch.Tensor], torch.Tensor]
 # (output index, one frame's Gaussians) -> None
 WriteFn = Callable[[int, Gaussians], None]
 
-SIDE_AZIMUTHS = (90, 180, 270)
-
-
-def _side_views(gaussians: Gaussians, size: int, backend: str, device) -> torch.Tensor:
+def side_views(gaussians: Gaussians, size: int, backend: str, device) -> torch.Tensor:
     """Renders of one frame at azimuth 90/180/270 -> [3,3,size,size] (views, channels, H, W)."""
     views = render_views(gaussians, SIDE_AZIMUTHS, size, backend=backend, device=device)  # [3,S,S,3]
     return torch.from_numpy(views).permute(0, 3, 1, 2).contiguous()
@@ -75,7 +72,7 @@ def reconstruct_chunks(
         out = Gaussians(network(x).float().cpu())  # [T,N,14]
         for local in chunk.keep:
             write(chunk.frames[local], out.frame(local))
-        side = _side_views(out.frame(chunk.keep[-1]), x.shape[-1], backend, device)
+        side = side_views(out.frame(chunk.keep[-1]), x.shape[-1], backend, device)
         _save_state(handoff_path(state_dir, chunk.index), {"side_views": side})
         if on_chunk_done is not None:
             on_chunk_done(chunk)
@@ -87,57 +84,32 @@ def handoff_path(state_dir: Path, chunk_index: int) -> Path:
     return Path(state_dir) / f"handoff_{chunk_index:04d}.safetensors"
 
 
-def interpolation_input(
-    frame_a: torch.Tensor, side_a: torch.Tensor, frame_b: torch.Tensor, side_b: torch.Tensor
-) -> torch.Tensor:
-    """The interpolation model's input [4,4,3,H,W] for keys a, b.
+def reconstruct_stage(run, recon, rep, *, num_frames: int, chunk: int, up: str, min_opacity: float, backend: str) -> None:
+    """Chunks from the last complete one on, into ``gaussians/`` of the run's staging folder."""
+    from video2gs.images import on_white, read_rgba, to_chw
+    from video2gs.pipeline.run_folder import VIEWS_DIR
+    from video2gs.sequence import GAUSSIANS_DIR, write_frame
 
-    frame_*: [3,H,W] video frames (view 0); side_*: [3,3,H,W] renders of the reconstructed keys
-    at 90/180/270. The two middle frames are RGB cross-fades (1/3, 2/3) of all four views.
-    """
-    key_a = torch.cat([frame_a[None], side_a])  # [4,3,H,W]
-    key_b = torch.cat([frame_b[None], side_b])
-    return torch.stack([key_a, torch.lerp(key_a, key_b, 1 / 3), torch.lerp(key_a, key_b, 2 / 3), key_b])
+    size = recon.config.input_size
+    sides = torch.stack([to_chw(on_white(read_rgba(run.staging / VIEWS_DIR / f"view_{int(az):03d}.png")), size)
+                         for az in SIDE_AZIMUTHS])  # [3,3,S,S]
+    chunks = plan_chunks(num_frames, chunk)
+    start = int(run.progress.get("chunks_done", 0))
+    with rep.stage("reconstruct", num_frames) as st:
+        st.advance(sum(len(c.keep) for c in chunks[:start]))
+
+        def write(index: int, g: Gaussians) -> None:
+            write_frame(run.staging, index, g, up=up, min_opacity=min_opacity, subdir=GAUSSIANS_DIR)
+            st.advance()
+
+        reconstruct_chunks(
+            num_frames, frame_loader(run, size), sides, recon, write, chunk_size=chunk, state_dir=run.work,
+            start_chunk=start, on_chunk_done=lambda c: run.mark(chunks_done=c.index + 1), backend=backend,
+        )
 
 
-def interpolate_pairs(
-    num_keys: int,
-    load_frame: Callable[[int], torch.Tensor],
-    load_key: Callable[[int], Gaussians],
-    network: NetworkFn,
-    write: WriteFn,
-    *,
-    size: int,
-    start_pair: int = 0,
-    on_pair_done: Callable[[Pair], None] | None = None,
-    backend: str = "auto",
-    device=None,
-) -> list[Pair]:
-    """x3 interpolation: for each consecutive key pair one T = 4 call of the interpolation model.
+def frame_loader(run, size: int) -> Callable[[int], torch.Tensor]:
+    """i -> the model's view 0 of frame i, [3,size,size], from ``input/``."""
+    from video2gs.images import read_rgba, to_chw, to_float
 
-    Output index ``3a + j`` is written for each kept position j of pair (a, a+1); keys in the
-    x3 stream are the interpolation model's re-predictions, as in the reference. A single key
-    frame has no pair: it is passed through ``write(0, key)``.
-    """
-    pairs = plan_pairs(num_keys)
-    if num_keys == 1:
-        write(0, load_key(0))
-        return pairs
-    cache: dict[int, torch.Tensor] = {}
-
-    def side(k: int) -> torch.Tensor:
-        if k not in cache:
-            for old in [j for j in cache if j < k - 1]:
-                del cache[old]
-            cache[k] = _side_views(load_key(k), size, backend, device)
-        return cache[k]
-
-    for pair in pairs[start_pair:]:
-        x = interpolation_input(load_frame(pair.a), side(pair.a), load_frame(pair.b), side(pair.b))
-        out = Gaussians(network(x).float().cpu())  # [4,N,14]
-        for pos in pair.keep:
-            write(3 * pair.a + pos, out.frame(pos))
-        if on_pair_done is not None:
-            on_pair_done(pair)
-    return pairs
-
+    return lambda i: to_chw(to_float(read_rgba(run.input_png(i))[..., :3]), size)

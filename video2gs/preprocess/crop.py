@@ -27,7 +27,8 @@ import cv2
 import numpy as np
 
 from video2gs.errors import UserError
-from video2gs.preprocess.segment import NoObjectError, rgb_on_white
+from video2gs.images import on_white
+from video2gs.preprocess.segment import NoObjectError
 
 DEFAULT_SIZE = 256
 DEFAULT_BORDER_RATIO = 0.2
@@ -161,7 +162,7 @@ class ClipCrop:
         if np.shape(mask)[:2] != (h, w):
             raise ValueError(f"mask shape {np.shape(mask)} does not match the frame {w}x{h}")
         b = self.box
-        rgb = rgb_on_white(image[b.y0 : b.y1, b.x0 : b.x1])
+        rgb = on_white(image[b.y0 : b.y1, b.x0 : b.x1])
         m = _as_bool(mask)[b.y0 : b.y1, b.x0 : b.x1]
         rgb = np.where(m[..., None], rgb, np.uint8(255))
         alpha = m.astype(np.uint8) * 255

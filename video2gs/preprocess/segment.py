@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 
 from video2gs.errors import UserError
+from video2gs.images import on_white
 
 METHODS = ("auto", "rembg", "alpha", "key", "none")
 REMBG_MODELS = ("u2net", "u2netp", "isnet-general-use")
@@ -85,16 +86,6 @@ def binarize(soft: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     if soft.dtype == bool:
         return soft.astype(np.uint8) * 255
     return np.where(soft > threshold, 255, 0).astype(np.uint8)
-
-
-def rgb_on_white(image: np.ndarray) -> np.ndarray:
-    """[H, W, 3|4] uint8 -> [H, W, 3] uint8; RGBA is composited on white by its own alpha."""
-    if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2)
-    if image.shape[2] == 3:
-        return image
-    a = image[..., 3:4].astype(np.float32) / 255.0
-    return np.rint(image[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a)).astype(np.uint8)
 
 
 def shrink(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -208,7 +199,7 @@ class Segmenter(ABC):
             image = image[..., 0]
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
-        if self.name != "alpha" and is_flat(rgb_on_white(image)):
+        if self.name != "alpha" and is_flat(on_white(image)):
             return np.zeros(image.shape[:2], np.uint8)
         return self._mask(image)
 
@@ -238,7 +229,7 @@ class KeySegmenter(Segmenter):
         self.description = description
 
     def _mask(self, image: np.ndarray) -> np.ndarray:
-        rgb = rgb_on_white(image)
+        rgb = on_white(image)
         return upsize_mask(key_mask(shrink(rgb, _KEY_MAX_SIDE)), rgb.shape[:2])
 
 
@@ -249,7 +240,7 @@ class WhiteSegmenter(Segmenter):
         self.description = description
 
     def _mask(self, image: np.ndarray) -> np.ndarray:
-        return white_mask(rgb_on_white(image))
+        return white_mask(on_white(image))
 
 
 class RembgSegmenter(Segmenter):
@@ -263,7 +254,7 @@ class RembgSegmenter(Segmenter):
         self.description = description or f"rembg {Path(self.model).name if _is_path(self.model) else self.model} ({self.model_file})"
 
     def _mask(self, image: np.ndarray) -> np.ndarray:
-        rgb = rgb_on_white(image)
+        rgb = on_white(image)
         small = shrink(rgb, _REMBG_MAX_SIDE)
         soft = np.asarray(self._rembg.remove(small, session=self.session, only_mask=True))  # uint8 [h, w]
         if soft.ndim == 3:

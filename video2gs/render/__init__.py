@@ -37,7 +37,7 @@ from video2gs.errors import UserError
 from video2gs.gaussians import Gaussians
 from video2gs.render._common import RenderOutput, backgrounds_tensor, split_fields
 
-__all__ = ["render", "available_backends", "RenderOutput", "BACKENDS"]
+__all__ = ["render", "available_backends", "check_backend", "choose_backend", "RenderOutput", "BACKENDS"]
 
 BACKENDS = ("torch", "numba", "gsplat", "dgr")
 
@@ -83,6 +83,23 @@ def _check_backend(backend: str, device: torch.device) -> None:
             f"render backend {backend!r} needs a CUDA device, got {device.type!r} "
             f"(use backend 'torch' or 'numba' on the CPU)"
         )
+
+
+def check_backend(backend: str) -> str:
+    """Raise :class:`UserError` unless ``backend`` is ``auto`` or a backend that can run here."""
+    if backend == "auto":
+        return backend
+    usable = ", ".join(["auto", *available_backends()])
+    if backend not in BACKENDS:
+        raise UserError(f"render backend {backend!r} is unknown (usable here: {usable})")
+    if backend not in available_backends():
+        raise UserError(f"render backend {backend!r} is not installed or needs a CUDA GPU (usable here: {usable})")
+    return backend
+
+
+def choose_backend(backend: str, device: torch.device, needs_grad: bool = False) -> str:
+    """The backend ``render`` runs for ``backend`` on ``device`` (what ``auto`` picks, for manifests)."""
+    return _choose(backend, torch.device(device), needs_grad)
 
 
 def _choose(backend: str, device: torch.device, needs_grad: bool) -> str:

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import torch
 
+from video2gs.gaussians import OPACITY, RGB, ROTATION, SCALE, XYZ
+
 TILE_SIZE = 16  # pixels per tile side (binning granularity; changes which pixels see a Gaussian)
 EPS2D = 0.3  # low-pass filter added to the 2D covariance diagonal, in px^2
 ALPHA_MAX = 0.999  # per-Gaussian alpha clamp
@@ -54,7 +56,7 @@ class SplatFields(NamedTuple):
 
 def split_fields(data: torch.Tensor) -> SplatFields:
     """[N,14] activated L4GM layout -> :class:`SplatFields` (views, no copy)."""
-    return SplatFields(data[:, 0:3], data[:, 7:11], data[:, 4:7], data[:, 3], data[:, 11:14])
+    return SplatFields(data[:, XYZ], data[:, ROTATION], data[:, SCALE], data[:, OPACITY][:, 0], data[:, RGB])
 
 
 def backgrounds_tensor(background, num_views: int, device, dtype=torch.float32) -> torch.Tensor:

@@ -72,6 +72,7 @@ from typing import Literal
 import numpy as np
 
 from video2gs.errors import UserError
+from video2gs.images import on_white
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +173,15 @@ def check_fps(fps: float) -> float:
     return value
 
 
-def stride_for(source_fps: float, target_fps: float) -> int:
-    """Constant-rate stride: ``max(1, floor(source_fps / target_fps))``, NTSC rates as nominal."""
-    return max(1, int(math.floor(source_fps / check_fps(target_fps) * _STRIDE_SLACK + _EPS)))
+def stride_for(source_fps: float, target_fps: float, cap: bool = False) -> int:
+    """Constant-rate stride: ``max(1, floor(source_fps / target_fps))``, NTSC rates as nominal.
+
+    ``cap``: ``ceil`` instead, so the output rate never exceeds ``target_fps`` (26.8 -> 13.4 at 15).
+    """
+    ratio = source_fps / check_fps(target_fps)
+    if cap:
+        return max(1, int(math.ceil(ratio / _STRIDE_SLACK - _EPS)))
+    return max(1, int(math.floor(ratio * _STRIDE_SLACK + _EPS)))
 
 
 def resampled_count(n_frames: int, source_fps: float, target_fps: float) -> int:
@@ -215,6 +222,7 @@ def select_frames(
     start: float | None = None,
     end: float | None = None,
     max_frames: int | None = None,
+    cap: bool = False,
 ) -> Selection:
     """Pick the output frames from the decoded frames' timestamps (see the module docstring).
 
@@ -230,7 +238,7 @@ def select_frames(
         return Selection((), (), target, None)
     first, last = int(in_range[0]), int(in_range[-1])
     if constant_rate:
-        stride = stride_for(source_fps, target)
+        stride = stride_for(source_fps, target, cap)
         out_fps = source_fps / stride
         idx = list(range(first, last + 1, stride))
         sel_times = [float(t[first]) + k / out_fps for k in range(len(idx))]
@@ -579,8 +587,7 @@ def _match_channels(img: np.ndarray, rgba: bool) -> np.ndarray:
     if rgba and img.shape[2] == 3:
         return np.concatenate([img, np.full(img.shape[:2] + (1,), 255, np.uint8)], axis=2)
     if not rgba and img.shape[2] == 4:
-        a = img[..., 3:4].astype(np.float32) / 255.0
-        return np.rint(img[..., :3] * a + 255.0 * (1.0 - a)).astype(np.uint8)
+        return on_white(img)
     return img
 
 
@@ -673,11 +680,13 @@ def open_source(
     start: float | None = None,
     end: float | None = None,
     max_frames: int | None = None,
+    cap: bool = False,
 ) -> FrameSource:
     """Open a video, an image folder or a single image as a resampled :class:`FrameSource`.
 
     Raises :class:`UserError` with one line for anything the user can fix: a missing or unreadable
     file, no decodable frame, bad options (``fps <= 0``, ``start >= end``, ``start`` past the end).
+    ``cap``: constant-rate strides round up, so the output never exceeds ``fps`` (see :func:`stride_for`).
     """
     fps = check_fps(fps)
     start, end = _check_range(start, end)
@@ -692,7 +701,7 @@ def open_source(
         return _open_images(path, [path], "image", fps, start, end, max_frames)
     if not os.access(path, os.R_OK):
         raise UserError(f"cannot read {path}: permission denied")
-    return _open_video(path, fps, start, end, max_frames)
+    return _open_video(path, fps, start, end, max_frames, cap)
 
 
 def _check_range(start, end) -> tuple[float | None, float | None]:
@@ -758,7 +767,7 @@ def _check_selection(sel: Selection, path: Path, start, end, duration: float | N
     raise UserError(f"no frames of {path.name} lie between --start {start or 0:g} s and --end {end:g} s" if end else f"no frames in {path}")
 
 
-def _open_video(path: Path, fps, start, end, max_frames) -> FrameSource:
+def _open_video(path: Path, fps, start, end, max_frames, cap: bool = False) -> FrameSource:
     video = _Video(path)
     pr = video.probe
     times, eof, errors = video.scan(start, end)
@@ -785,7 +794,8 @@ def _open_video(path: Path, fps, start, end, max_frames) -> FrameSource:
     else:
         src_fps = measured or pr.nominal_fps or fps
     duration = pr.duration if pr.duration else (times[-1] + 1.0 / src_fps)
-    sel = select_frames(times, fps, source_fps=src_fps, constant_rate=constant, start=start, end=end, max_frames=max_frames)
+    sel = select_frames(times, fps, source_fps=src_fps, constant_rate=constant, start=start, end=end,
+                        max_frames=max_frames, cap=cap)
     _check_selection(sel, path, start, end, duration)
     has_alpha = _has_alpha_format(pr.pix_fmt) and _alpha_is_used(pr.first_rgba)
     info = SourceInfo(

@@ -120,6 +120,34 @@ def _check_complete(name: str, folder: Path, info: dict) -> None:
         )
 
 
+def check_layout(folder: str | Path) -> dict:
+    """Check that ``folder`` is an ImageDream model folder in the released layout (cheap: no weights
+    are read); returns its ``model_index.json``. One-line :class:`UserError` otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"ImageDream model folder {folder} not found")
+    index_path = folder / "model_index.json"
+    if not index_path.is_file():
+        raise UserError(f"{folder} is not an ImageDream model folder: model_index.json is missing")
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {index_path}: {exc}") from exc
+    for name in COMPONENTS:
+        if name not in index:
+            raise UserError(f"{index_path} does not list the ImageDream component '{name}'")
+        if not (folder / name).is_dir():
+            raise UserError(
+                f"ImageDream model folder {folder} is incomplete: component '{name}' ({folder / name}) is missing"
+            )
+
+    tok = folder / "tokenizer"
+    bpe_files = all((tok / f).is_file() for f in ("vocab.json", "merges.txt"))
+    if not bpe_files and not (tok / "tokenizer.json").is_file():
+        raise UserError(f"the ImageDream tokenizer folder {tok} has no vocab.json + merges.txt (or tokenizer.json)")
+    return index
+
+
 class ImageDreamPipeline:
     """Image (+ optional prompt) -> 4 views. Components are plain attributes; see :meth:`from_pretrained`."""
 
@@ -149,27 +177,7 @@ class ImageDreamPipeline:
         """Load a folder in the released layout (model_index.json + one subfolder per component)."""
         folder = Path(folder)
         device, dtype = resolve_device_dtype(device, dtype)
-        if not folder.is_dir():
-            raise UserError(f"ImageDream model folder {folder} not found")
-        index_path = folder / "model_index.json"
-        if not index_path.is_file():
-            raise UserError(f"{folder} is not an ImageDream model folder: model_index.json is missing")
-        try:
-            index = json.loads(index_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read {index_path}: {exc}") from exc
-        for name in COMPONENTS:
-            if name not in index:
-                raise UserError(f"{index_path} does not list the ImageDream component '{name}'")
-            if not (folder / name).is_dir():
-                raise UserError(
-                    f"ImageDream model folder {folder} is incomplete: component '{name}' ({folder / name}) is missing"
-                )
-
-        tok = folder / "tokenizer"
-        bpe_files = all((tok / f).is_file() for f in ("vocab.json", "merges.txt"))
-        if not bpe_files and not (tok / "tokenizer.json").is_file():
-            raise UserError(f"the ImageDream tokenizer folder {tok} has no vocab.json + merges.txt (or tokenizer.json)")
+        index = check_layout(folder)
 
         # diffusers takes torch_dtype=, transformers 5 dtype=.
         weighted = (("unet", MultiViewUNet, "torch_dtype"), ("vae", AutoencoderKL, "torch_dtype"),
@@ -180,7 +188,7 @@ class ImageDreamPipeline:
             model, info = _load(name, folder, lambda: model_cls.from_pretrained(folder, subfolder=name, **kwargs))
             _check_complete(name, folder, info)
             models[name] = model
-        tokenizer = _load("tokenizer", folder, lambda: CLIPTokenizer.from_pretrained(tok, local_files_only=True))
+        tokenizer = _load("tokenizer", folder, lambda: CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True))
         scheduler = _load(
             "scheduler",
             folder,

@@ -1,4 +1,4 @@
-"""The first frame seen from four sides: view sources and L4GM's azimuth alignment.
+"""Stage 2, views: the first frame seen from four sides — view sources and L4GM's azimuth alignment.
 
 Three sources give views 1..3 (azimuth 90/180/270) of frame 0:
   * ``imagedream``: generate 4 views, reconstruct them statically (L4GM at T = 1), find the
@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from video2gs.camera import Cameras
+from video2gs.camera import INPUT_AZIMUTHS, Cameras
 from video2gs.errors import UserError
 from video2gs.gaussians import Gaussians
+from video2gs.images import on_white, pad_square, read_image, resize_area, to_float
 from video2gs.render import render
 
-VIEW_AZIMUTHS = (0, 90, 180, 270)
+SIDE_AZIMUTHS = INPUT_AZIMUTHS[1:]  # views 1..3: azimuth 90/180/270
+_SIDE_DEG = tuple(int(a) for a in SIDE_AZIMUTHS)  # as written in file names: 090, 180, 270
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -59,7 +61,7 @@ def align_azimuth(
     """
     if step <= 0 or stop <= start:
         raise UserError("azimuth search needs step > 0 and a non-empty range")
-    target = torch.from_numpy(_resize_area(frame0, size)).float()  # [S,S,3]
+    target = torch.from_numpy(resize_area(frame0, size)).float()  # [S,S,3]
     candidates = np.arange(start, stop, step, dtype=np.float64)
     errors = np.empty(len(candidates))
     for i in range(0, len(candidates), batch):
@@ -94,7 +96,7 @@ def render_views(
 
 def aligned_views(gaussians: Gaussians, azimuth: float, size: int = 256, **kwargs) -> np.ndarray:
     """The 4 conditioning views [4,size,size,3] at ``azimuth + 0/90/180/270``."""
-    return render_views(gaussians, [azimuth + a for a in VIEW_AZIMUTHS], size, **kwargs)
+    return render_views(gaussians, [azimuth + a for a in INPUT_AZIMUTHS], size, **kwargs)
 
 
 def blank_views(size: int = 256) -> np.ndarray:
@@ -112,8 +114,6 @@ def load_user_views(folder: Path, size: int = 256) -> tuple[np.ndarray, dict[int
     with white to a square, then resized to ``size`` with area filtering. Returns views
     [3,size,size,3] for azimuths 90/180/270 and the files used.
     """
-    import cv2
-
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"--views {folder}: not a folder (expected 'imagedream', 'none' or a folder of 090/180/270 images)")
@@ -122,46 +122,96 @@ def load_user_views(folder: Path, size: int = 256) -> tuple[np.ndarray, dict[int
         m = re.match(r"^(\d{1,3})(?:\D.*)?$", p.stem)
         if p.suffix.lower() in _IMAGE_SUFFIXES and m:
             found.setdefault(int(m.group(1)) % 360, p)
-    missing = [a for a in (90, 180, 270) if a not in found]
+    missing = [a for a in _SIDE_DEG if a not in found]
     if missing:
         raise UserError(
             f"--views {folder}: missing view(s) at azimuth {', '.join(map(str, missing))} "
             "(name them 090.png, 180.png, 270.png; 000.png optional)"
         )
     views = []
-    for a in (90, 180, 270):
-        img = cv2.imread(str(found[a]), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise UserError(f"cannot read view image {found[a]}")
-        views.append(_resize_area(_to_white_square(img), size))
-    return np.stack(views), {a: found[a] for a in (90, 180, 270)}
+    for a in _SIDE_DEG:
+        try:
+            img = read_image(found[a])
+        except UserError as exc:
+            raise UserError(f"cannot read view image {found[a]}") from exc
+        views.append(resize_area(pad_square(on_white(to_float(img))), size))
+    return np.stack(views), {a: found[a] for a in _SIDE_DEG}
 
 
-def _to_white_square(img: np.ndarray) -> np.ndarray:
-    """OpenCV image (gray, BGR or BGRA, 8 or 16 bit) -> RGB float [S,S,3] on white, padded square."""
-    import cv2
+# -- the stage ---------------------------------------------------------------------------------------
+def resolve_views_source(views: str, imagedream_on_disk: bool) -> str:
+    """``--views auto`` -> imagedream when its weights are on disk, else none; others unchanged."""
+    if views == "auto":
+        return "imagedream" if imagedream_on_disk else "none"
+    return views
 
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    img = img.astype(np.float32) / scale
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=-1)
-    if img.shape[-1] == 4:
-        rgb = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
-        a = img[..., 3:]
-        img = rgb * a + (1.0 - a)
+
+def make_views(source: str, frame0: np.ndarray, views_dir: Path, *, size: int, user_views=None,
+               imagedream=None, rep=None) -> dict:
+    """Write ``views/view_{090,180,270}.png`` (what conditions chunk 0); returns the manifest record.
+
+    source: "none" | "folder" | "imagedream". frame0: [S,S,3] float on white (the cropped frame 0).
+    user_views: (views [3,S,S,3], files) from :func:`load_user_views` for "folder".
+    imagedream: a callable ``frame0 -> (views [3,S,S,3], record, extra images {name: [S,S,3]})``.
+    """
+    from video2gs.images import write_png
+
+    record: dict = {"source": source}
+    if source == "none":
+        sides = blank_views(size)
+    elif source == "folder":
+        sides, files = user_views
+        record["files"] = {str(k): str(Path(v).resolve()) for k, v in files.items()}
+    elif source == "imagedream":
+        sides, extra_record, extra_images = imagedream(frame0)
+        record.update(extra_record)
+        for name, img in extra_images.items():
+            write_png(views_dir / f"{name}.png", img)
     else:
-        img = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
-    h, w = img.shape[:2]
-    s = max(h, w)
-    canvas = np.ones((s, s, 3), np.float32)
-    canvas[(s - h) // 2 : (s - h) // 2 + h, (s - w) // 2 : (s - w) // 2 + w] = img
-    return canvas
+        raise ValueError(f"unknown views source {source!r}")
+    for az, img in zip(_SIDE_DEG, sides):
+        write_png(views_dir / f"view_{az:03d}.png", img)
+    return record
 
 
-def _resize_area(img: np.ndarray, size: int) -> np.ndarray:
-    import cv2
+def imagedream_views(frame0: np.ndarray, *, pipe_loader, recon, opts, rep, size: int):
+    """Generate 4 views, reconstruct them statically (T = 1), align the azimuth, render aligned views.
 
-    img = np.asarray(img, dtype=np.float32)
-    if img.shape[0] == size and img.shape[1] == size:
-        return img
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    Returns (views 1..3 [3,S,S,3], manifest record, images to keep: generated_* and aligned_*).
+    """
+    from video2gs.images import quantize, to_chw
+
+    with rep.stage("imagedream", opts.steps) as st:
+        pipe = pipe_loader()
+        generated = pipe(
+            frame0,
+            prompt=opts.prompt,
+            negative_prompt=opts.negative_prompt,
+            guidance_scale=opts.guidance,
+            num_inference_steps=opts.steps,
+            elevation=opts.elevation,
+            seed=opts.seed,
+            progress=lambda done, total: st.update(completed=done, total=total),
+        )  # [4,256,256,3], input view first
+        del pipe
+    with rep.stage("align", 1) as st:
+        net_size = recon.config.input_size
+        x = torch.stack([to_chw(quantize(v), net_size) for v in generated])[None]  # [1,4,3,S,S]
+        static = Gaussians(recon(x)[0])  # [N,14]
+        found = align_azimuth(static, frame0, step=opts.align_step, backend=opts.backend, device=None)
+        aligned = aligned_views(static, found.azimuth, size, backend=opts.backend)
+        st.advance()
+    rep.info(f"azimuth alignment: {found.azimuth:+.1f} deg (MSE {found.error:.4f})")
+    record = {
+        "azimuth": found.azimuth,
+        "alignment_mse": found.error,
+        "align_step": opts.align_step,
+        "prompt": opts.prompt,
+        "guidance": opts.guidance,
+        "steps": opts.steps,
+        "elevation": opts.elevation,
+        "seed": opts.seed,
+    }
+    images = {f"generated_{int(az):03d}": img for az, img in zip(INPUT_AZIMUTHS, generated)}
+    images.update({f"aligned_{int(az):03d}": img for az, img in zip(INPUT_AZIMUTHS, aligned)})
+    return aligned[1:], record, images
