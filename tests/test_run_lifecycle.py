@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from media import make_video, object_frames, object_video
+from media import make_video, object_video
 from test_reconstruct_e2e import FAST, assert_one_line_error, cli, model_args, plys
 from video2gs.testing import write_random_l4gm
 

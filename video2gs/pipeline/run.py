@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from video2gs.compute import describe, resolve_device, resolve_dtype
-from video2gs.errors import Interrupted, UserError
+from video2gs.compute import describe, resolve_device
+from video2gs.gaussians import PRUNE_OPACITY
+from video2gs.errors import UserError
 from video2gs.pipeline import run_folder
-from video2gs.pipeline.chunks import plan_chunks
 from video2gs.pipeline.options import InterpolateOptions, ReconstructOptions, about
 from video2gs.pipeline.prepare import IMAGE_SIZE, file_size, prepare_frames
 from video2gs.pipeline.run_folder import VIEWS_DIR, RunFolder
@@ -221,25 +221,10 @@ def run_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Summary:
         return Summary(Path(opts.output), m["source"]["frames_used"], len(m["frames"]), len((m.get("x3") or {}).get("frames", [])),
                        m["fps"], m.get("timings", {}), [], True, already_complete=True)
     try:
-        return _reconstruct(opts, plan, run, rep, t0)
-    except KeyboardInterrupt as exc:
-        line = _interrupted_line(run, opts.output)
-        run_folder.abandon(run, created)
-        raise Interrupted(line) from exc
-    except BaseException:
-        run_folder.abandon(run, created)
-        raise
+        with run_folder.guard(run, created_root=created):
+            return _reconstruct(opts, plan, run, rep, t0)
     finally:
         plan.source.close()
-
-
-def _interrupted_line(run: RunFolder, output: str) -> str:
-    if not run.finished():
-        kept = "nothing was kept"
-    else:
-        kept = f"{run.describe_kept()} (unfinished, in {run.staging.relative_to(run.root)})"
-    previous = " the previous results are unchanged;" if run_folder.occupied(run.root) else ""
-    return f"interrupted:{previous} {kept}; run the same command with --resume to continue"
 
 
 def _reconstruct(opts: ReconstructOptions, plan: ReconstructPlan, run: RunFolder, rep: Reporter, t0: float) -> Summary:
@@ -347,12 +332,12 @@ def run_interpolate(opts: InterpolateOptions, rep: Reporter) -> Summary:
         run.manifest.update({k: v for k, v in manifest.items() if k not in ("progress", "kind", "identity")})
         run.manifest["reconstruct_identity"] = manifest.get("identity")
     m = run.manifest
-    try:
+    with run_folder.guard(run, created_root=False):
         x3_fps = round(m["fps"] * 3, 6)
         m["x3"] = {"fps": x3_fps, "identity": {"model": opts.model}}
         m["models"] = [r for r in m.get("models", []) if r.get("role") != "interpolation"] + [record]
         if not run.progress.get("interpolated"):
-            interpolate_stage(run, interp, rep, up=m.get("up", "-y"), min_opacity=m.get("options", {}).get("min_opacity", 0.005),
+            interpolate_stage(run, interp, rep, up=m.get("up", "-y"), min_opacity=m.get("options", {}).get("min_opacity", PRUNE_OPACITY),
                               backend=opts.backend)
         del interp
         frames_x3 = (n - 1) * 3 + 1
@@ -362,13 +347,6 @@ def run_interpolate(opts: InterpolateOptions, rep: Reporter) -> Summary:
         if opts.render and not run.progress.get("rendered"):
             videos = render_stage(run, rep, size=opts.render_size, backend=opts.backend, device=device, keys=False, x3=True)
             run.mark(rendered=True)
-    except KeyboardInterrupt as exc:
-        line = _interrupted_line(run, opts.output)
-        run_folder.abandon(run, False)
-        raise Interrupted(line) from exc
-    except BaseException:
-        run_folder.abandon(run, False)
-        raise
     m.setdefault("timings", {}).update({f"x3_{k}": round(v, 3) for k, v in rep.timings.items()})
     # The identity of the committed manifest stays the reconstruction's.
     m["kind"], m["identity"] = "reconstruct", m.pop("reconstruct_identity", None)

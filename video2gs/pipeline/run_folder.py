@@ -21,12 +21,13 @@ result options) or discarded by ``--overwrite``; a plain rerun is refused so no 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from video2gs.errors import UserError
+from video2gs.errors import Interrupted, UserError
 from video2gs.fileio import ensure_writable_dir, write_json_atomic
 from video2gs.sequence import GAUSSIANS_DIR, MANIFEST, X3_DIR, read_manifest, write_manifest
 
@@ -241,6 +242,30 @@ def begin(root: Path, kind: str, identity: dict, *, resume: bool, overwrite: boo
     ensure_writable_dir(staging, "output folder")
     run = RunFolder(root, kind, {"kind": kind, "identity": identity, "progress": {}})
     return run
+
+
+@contextlib.contextmanager
+def guard(run: RunFolder, *, created_root: bool):
+    """Around a run's stages: on Ctrl-C raise :class:`Interrupted` with the one line that says what was
+    kept; on any failure :func:`abandon` what is not worth keeping."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        line = interrupted_line(run)
+        abandon(run, created_root)
+        raise Interrupted(line) from exc
+    except BaseException:
+        abandon(run, created_root)
+        raise
+
+
+def interrupted_line(run: RunFolder) -> str:
+    if run.finished():
+        kept = f"{run.describe_kept()} (unfinished, in {run.staging.relative_to(run.root)})"
+    else:
+        kept = "nothing was kept"
+    previous = " the previous results are unchanged;" if occupied(run.root) else ""
+    return f"interrupted:{previous} {kept}; run the same command with --resume to continue"
 
 
 def abandon(run: RunFolder, created_root: bool) -> None:

@@ -177,7 +177,7 @@ class ImageDreamPipeline:
         """Load a folder in the released layout (model_index.json + one subfolder per component)."""
         folder = Path(folder)
         device, dtype = resolve_device_dtype(device, dtype)
-        index = check_layout(folder)
+        check_layout(folder)
 
         # diffusers takes torch_dtype=, transformers 5 dtype=.
         weighted = (("unet", MultiViewUNet, "torch_dtype"), ("vae", AutoencoderKL, "torch_dtype"),
