@@ -14,6 +14,7 @@ import threading
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from video2gs import __version__
 from video2gs.errors import Interrupted, UserError
@@ -118,12 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     except Interrupted as exc:
         if _DEBUG:
             raise
-        err_console.print(f"[bold yellow]{exc}[/]", soft_wrap=True)
+        err_console.print(f"[bold yellow]{escape(str(exc))}[/]", soft_wrap=True)
         sys.exit(143 if isinstance(exc.__cause__, _Terminated) else exc.exit_code)
     except UserError as exc:
         if _DEBUG:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:
         if _DEBUG:
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         if _DEBUG:
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (re-run with --debug for the traceback and report it)",
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (re-run with --debug for the traceback and report it)",
             soft_wrap=True,
         )
         sys.exit(3)
