@@ -73,7 +73,7 @@ def make(
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice (motion parameters, cameras, surface samples, split)."),
     split: str = typer.Option("0.8,0.1,0.1", "--split", help="Fractions of objects in train,val,test."),
     image_format: str = typer.Option("png", "--image-format", help="png (lossless) or jpg (as the reference stores them)."),
-    mesh_gaussians: int = typer.Option(None, "--mesh-gaussians", help="Ground-truth Gaussians sampled on a mesh surface per frame."),
+    mesh_gaussians: int | None = typer.Option(None, "--mesh-gaussians", help="Ground-truth Gaussians sampled on a mesh surface per frame (default 50,000 at 256², scaled with the resolution)."),
     backend: str = typer.Option("auto", "--backend", help="Splat renderer backend for Gaussian objects: auto, numba, torch, gsplat."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -85,13 +85,12 @@ def make(
     Example: video2gs data make ds/ --objects ../shared/data/splats/*.splat ../shared/data/md2/faerie.md2 --motions spin bend --animations run wave
     """
     from video2gs.data.make import MakeOptions, make_dataset
-    from video2gs.data.mesh import DEFAULT_GAUSSIANS
 
     start = time.perf_counter()
     options = MakeOptions(
         frames=frames, fps=fps, resolution=resolution, fixed_views=fixed_views, random_views=random_views, seed=seed,
         image_format=image_format.lower().lstrip("."), split=_split(split),
-        mesh_gaussians=DEFAULT_GAUSSIANS if mesh_gaussians is None else mesh_gaussians, backend=backend,
+        mesh_gaussians=mesh_gaussians, backend=backend,
     )
     if backend != "auto":
         from video2gs.commands.render import check_backend

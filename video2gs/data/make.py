@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from video2gs import __version__
-from video2gs.camera import FOVY_DEG, RADIUS, ZFAR, ZNEAR, Cameras, user_orbit
+from video2gs.camera import FOVY_DEG, RADIUS, ZFAR, ZNEAR, Cameras, focal_from_fovy, user_orbit
 from video2gs.data import layout
-from video2gs.data.mesh import DEFAULT_GAUSSIANS, TexturedMesh, load_md2_mesh, load_mesh, surface_gaussians
+from video2gs.data.mesh import INSET_PIXELS, TexturedMesh, default_gaussian_count, load_md2_mesh, load_mesh, surface_gaussians
 from video2gs.data.motions import Motion, sample_motion
 from video2gs.data.sources import Source, identify, load_gaussian_source, normalisation, normalise_gaussians
 from video2gs.errors import UserError
@@ -58,7 +58,7 @@ class MakeOptions:
     random_views: int = 16
     seed: int = 0
     image_format: str = "png"
-    mesh_gaussians: int = DEFAULT_GAUSSIANS
+    mesh_gaussians: int | None = None  # None: mesh.default_gaussian_count(resolution)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     backend: str = "auto"
 
@@ -73,6 +73,8 @@ class MakeOptions:
             raise UserError("--fixed-views must be >= 1, --random-views >= 0, together at most 1000")
         if self.image_format not in layout.IMAGE_FORMATS:
             raise UserError(f"--image-format must be png or jpg, got {self.image_format!r}")
+        if self.mesh_gaussians is None:
+            self.mesh_gaussians = default_gaussian_count(self.resolution)
         if self.mesh_gaussians < 100:
             raise UserError(f"--mesh-gaussians must be at least 100, got {self.mesh_gaussians}")
         if len(self.split) != 3 or min(self.split) < 0 or not abs(sum(self.split) - 1) < 1e-6:
@@ -179,8 +181,15 @@ def clip_frames(plan: ClipPlan, options: MakeOptions, loaded) -> ClipFrames:
         motion_record = {"name": motion.name, "params": motion.params}
     centre, scale = normalisation(vertices)
     mesh = mesh.with_vertices((vertices - centre) * scale)
-    gaussians = surface_gaussians(mesh, options.mesh_gaussians, seed=plan.seed)
-    return ClipFrames(gaussians, mesh, motion_record, {"centre": centre.tolist(), "scale": scale})
+    inset = mesh_inset(options.resolution)
+    gaussians = surface_gaussians(mesh, options.mesh_gaussians, seed=plan.seed, inset=inset)
+    return ClipFrames(gaussians, mesh, motion_record, {"centre": centre.tolist(), "scale": scale, "surface_inset": inset})
+
+
+def mesh_inset(resolution: int) -> float:
+    """World-space inset of mesh surface Gaussians: :data:`~video2gs.data.mesh.INSET_PIXELS` pixels at
+    the orbit centre (radius / focal length per pixel)."""
+    return INSET_PIXELS * RADIUS / focal_from_fovy(FOVY_DEG, resolution)
 
 
 def camera_angles(plan: ClipPlan, options: MakeOptions) -> tuple[np.ndarray, np.ndarray]:
