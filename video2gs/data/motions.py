@@ -132,8 +132,11 @@ class Motion:
         hinge_axis = self._p("hinge_axis")
         hinge_point = self._p("hinge_point")
         angle = math.radians(self.params["degrees"]) * math.sin(0.5 * math.pi * min(1.0, 1.5 * u)) ** 2
-        # A smooth step over a thin band keeps the Jacobian finite where the plane cuts the object.
-        side = torch.sigmoid(((x * n).sum(-1) - offset) / self.params["band"])
+        # A C1 smoothstep across a thin band (exactly 0 / 1 outside it) keeps the Jacobian finite
+        # where the plane cuts the object.
+        band = self.params["band"]
+        s = (((x * n).sum(-1) - offset + band) / (2 * band)).clamp(0.0, 1.0)
+        side = s * s * (3 - 2 * s)
         moved = _rotate(x - hinge_point, hinge_axis, torch.tensor(angle)) + hinge_point
         return x + side[:, None] * (moved - x)
 
