@@ -63,6 +63,10 @@ def _register_commands() -> None:
     app.command("models")(models_cmd.models)
     app.command("download")(download_cmd.download)
 
+    from video2gs.commands import data as data_cmd
+
+    app.add_typer(data_cmd.app, name="data")
+
     from video2gs.commands import evaluate as evaluate_cmd
 
     app.command("evaluate", epilog=evaluate_cmd._EPILOG)(evaluate_cmd.evaluate)
