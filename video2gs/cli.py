@@ -71,10 +71,6 @@ def _register_commands() -> None:
 
     app.command("evaluate", epilog=evaluate_cmd._EPILOG)(evaluate_cmd.evaluate)
 
-    from video2gs.commands import data as data_cmd
-
-    app.add_typer(data_cmd.app, name="data")
-
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
