@@ -29,7 +29,7 @@ def find_encoder() -> Path | None:
 
 
 class ClipSimilarity:
-    """``ClipSimilarity(folder)(pred, target)``: images [N,H,W,3] float in [0,1] -> cosine [N]."""
+    """``embed(images)``: unit CLIP embeddings; the similarity of two images is the dot product of theirs."""
 
     def __init__(self, folder: str | Path, device=None):
         from transformers import CLIPVisionModel
@@ -56,6 +56,3 @@ class ClipSimilarity:
                             for im in images])
         feats = self.model(pixel_values=pixels.to(self.device)).pooler_output.float()
         return torch.nn.functional.normalize(feats, dim=-1)
-
-    def __call__(self, pred: np.ndarray, target: np.ndarray) -> torch.Tensor:
-        return (self.embed(pred) * self.embed(target)).sum(-1).cpu()

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from video2gs.camera import FOVY_DEG, Cameras, orbit_camera
+from video2gs.camera import FOVY_DEG, Cameras, front_normalisation
 from video2gs.errors import UserError
 from video2gs.gaussians import Gaussians
 from video2gs.metrics import baselines as _baselines
@@ -142,8 +142,7 @@ def input_view_of(clip, override: int | None = None) -> int:
 
 def canonical_transform(clip, input_view: int) -> np.ndarray:
     """M [4,4] with M . c2w(input view, frame 0) = the canonical front camera (``docs/l4gm.md`` §6)."""
-    c2w0 = clip.c2w(input_view)[0].astype(np.float64)
-    return orbit_camera(0.0, 0.0, clip.radius).astype(np.float64) @ np.linalg.inv(c2w0)
+    return front_normalisation(clip.c2w(input_view)[0], clip.radius).double().numpy()
 
 
 def consistent4d_views(clip, input_view: int) -> list[int]:
@@ -373,37 +372,49 @@ def evaluate(clip, methods: list[Method], settings: Settings, *, lpips_weights: 
                 if not np.allclose(M, np.eye(4), atol=1e-6):
                     gt_g = gt_g.transform(torch.from_numpy(rot).float(), torch.from_numpy(M[:3, 3]).float())
             cells = {"gt": gt_rgb} if t in grid_frames else None
-            for m in methods:
-                g = m.load(t)
-                with torch.no_grad():
+            gt_motion = chamfer(prev_gt, gt_g)["chamfer"] if gt_g is not None and prev_gt is not None else None
+            vals: dict[str, dict[str, torch.Tensor]] = {}
+            with torch.no_grad():
+                for m in methods:
+                    g = m.load(t)
                     out = render(g, cams, size, size, background=(1.0, 1.0, 1.0), backend=settings.backend,
                                  device=settings.device)
-                pred_rgb = out.rgb.permute(0, 3, 1, 2).to(device).clamp(0, 1)  # [V,3,H,W]
-                pred_alpha = out.alpha[..., 0].to(device)  # [V,H,W]
-                with torch.no_grad():
-                    vals = {"psnr": psnr(pred_rgb, gt_rgb_t), "ssim": ssim(pred_rgb, gt_rgb_t),
-                            "mask_iou": mask_iou(pred_alpha, gt_mask_t)}
-                    for net, mod in lpips.items():
-                        vals[f"lpips_{net}"] = torch.cat([mod(pred_rgb[i:i + LPIPS_CHUNK], gt_rgb_t[i:i + LPIPS_CHUNK])
-                                                          for i in range(0, len(views), LPIPS_CHUNK)])
-                    if clip_sim is not None:
-                        vals["clip_similarity"] = clip_sim(pred_rgb.permute(0, 2, 3, 1).cpu().numpy(), gt_rgb)
-                vals = {k: v.detach().float().cpu().numpy() for k, v in vals.items()}
+                    pred_rgb = out.rgb.permute(0, 3, 1, 2).to(device).clamp(0, 1)  # [V,3,H,W]
+                    pred_alpha = out.alpha[..., 0].to(device)  # [V,H,W]
+                    vals[m.name] = {"psnr": psnr(pred_rgb, gt_rgb_t), "ssim": ssim(pred_rgb, gt_rgb_t),
+                                    "mask_iou": mask_iou(pred_alpha, gt_mask_t), "_rgb": pred_rgb}
+                    if gt_g is not None:
+                        geo = geometry[m.name]
+                        geo["per_frame"][t] = chamfer(g, gt_g)
+                        if m.name in prev and gt_motion is not None:
+                            geo["_pred_motion"].append(chamfer(prev[m.name], g)["chamfer"])
+                            geo["_gt_motion"].append(gt_motion)
+                        prev[m.name] = g
+                # LPIPS and CLIP: the ground truth's features are computed once and serve every method
+                for net, mod in lpips.items():
+                    parts: dict[str, list[torch.Tensor]] = {m.name: [] for m in methods}
+                    for i in range(0, len(views), LPIPS_CHUNK):
+                        gt_taps = mod.features(gt_rgb_t[i:i + LPIPS_CHUNK])
+                        for m in methods:
+                            parts[m.name].append(mod.distance(mod.features(vals[m.name]["_rgb"][i:i + LPIPS_CHUNK]), gt_taps))
+                    for m in methods:
+                        vals[m.name][f"lpips_{net}"] = torch.cat(parts[m.name])
+                if clip_sim is not None:
+                    gt_embed = clip_sim.embed(gt_rgb)
+                    for m in methods:
+                        pred_embed = clip_sim.embed(vals[m.name]["_rgb"].permute(0, 2, 3, 1).cpu().numpy())
+                        vals[m.name]["clip_similarity"] = (pred_embed * gt_embed).sum(-1)
+            for m in methods:
+                pred_rgb = vals[m.name].pop("_rgb")
+                if cells is not None:
+                    cells[m.name] = pred_rgb.permute(0, 2, 3, 1).cpu().numpy()
+                v_np = {k: v.detach().float().cpu().numpy() for k, v in vals[m.name].items()}
                 for k, v in enumerate(views):
                     rows.append({"method": m.name, "frame": t, "time": None if clip.times is None else float(clip.times[t]),
                                  "source_frame": m.matches[t], "source_time": m.times.get(t), "view": v,
                                  "role": "input" if v == input_view else "novel",
                                  "elevation": float(clip.elevation(v)[t]), "azimuth": float(clip.azimuth(v)[t]),
-                                 **{name: float(vals[name][k]) for name in metrics}})
-                if gt_g is not None:
-                    geo = geometry[m.name]
-                    geo["per_frame"][t] = chamfer(g, gt_g)
-                    if m.name in prev and prev_gt is not None:
-                        geo["_pred_motion"].append(chamfer(prev[m.name], g)["chamfer"])
-                        geo["_gt_motion"].append(chamfer(prev_gt, gt_g)["chamfer"])
-                    prev[m.name] = g
-                if cells is not None:
-                    cells[m.name] = pred_rgb.permute(0, 2, 3, 1).cpu().numpy()
+                                 **{name: float(v_np[name][k]) for name in metrics}})
             prev_gt = gt_g
             if cells is not None:
                 for name, imgs in cells.items():

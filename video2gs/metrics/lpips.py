@@ -100,9 +100,17 @@ class LPIPS(nn.Module):
             return F.max_pool2d(x, 2, 2) if s > 0 else x
         return F.max_pool2d(x, 3, 2) if _ALEX_POOL_BEFORE[s] else x
 
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"LPIPS takes RGB images [N,3,H,W], got {tuple(x.shape)}")
+        x = x.to(self.shift.dtype)
+        return 2 * x - 1 if self.value_range == (0.0, 1.0) else x
+
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The five unit-normalised taps of x [N,3,H,W] (already in [-1,1])."""
-        h = (x - self.shift) / self.scale
+        """The five unit-normalised taps of images x [N,3,H,W] (in ``value_range``): [N,C_k,H_k,W_k]."""
+        h = (self._prepare(x) - self.shift) / self.scale
         taps = []
         for s, convs in enumerate(self.slices):
             h = self._pool(s, h)
@@ -114,24 +122,20 @@ class LPIPS(nn.Module):
             taps.append(h / (norm + _EPS))
         return taps
 
+    def distance(self, fx: list[torch.Tensor], fy: list[torch.Tensor]) -> torch.Tensor:
+        """LPIPS [N] from two images' :meth:`features` (lets one target's features serve many predictions)."""
+        total = fx[0].new_zeros(fx[0].shape[0])
+        for lin, a, b in zip(self.lins, fx, fy):
+            total = total + lin((a - b) ** 2).mean(dim=(1, 2, 3))
+        return total
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != y.shape:
             raise ValueError(f"LPIPS needs images of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-        if x.ndim == 3:
-            x, y = x[None], y[None]
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"LPIPS takes RGB images [N,3,H,W], got {tuple(x.shape)}")
-        dtype = self.shift.dtype
-        x, y = x.to(dtype), y.to(dtype)
-        if self.value_range == (0.0, 1.0):
-            x, y = 2 * x - 1, 2 * y - 1
-        n = x.shape[0]
+        n = 1 if x.ndim == 3 else x.shape[0]
         # One backbone pass over both batches (better use of the conv kernels).
-        taps = self.features(torch.cat([x, y]))
-        total = x.new_zeros(n)
-        for lin, f in zip(self.lins, taps):
-            total = total + lin((f[:n] - f[n:]) ** 2).mean(dim=(1, 2, 3))
-        return total
+        taps = self.features(torch.cat([x, y]) if x.ndim == 4 else torch.stack([x, y]))
+        return self.distance([f[:n] for f in taps], [f[n:] for f in taps])
 
 
 def read_lpips_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
