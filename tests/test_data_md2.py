@@ -92,3 +92,42 @@ def test_surface_gaussians_follow_the_surface():
     gi = surface_gaussians(mesh, 500, seed=0, inset=0.05)
     x, y = gi.data[0, :, 0].numpy(), gi.data[0, :, 1].numpy()
     assert x.min() >= 0.05 - 1e-6 and y.min() >= 0.05 - 1e-6 and (x + y).max() <= 1 - 0.05 * np.sqrt(2) + 1e-6
+
+
+def test_textured_mesh_uv_convention(tmp_path):
+    """A GLB quad whose texture is red on top, blue below: the GL rasterizer and the surface
+    Gaussians both put red at the top (trimesh's GL UVs are flipped to v = 0 = top row on load)."""
+    trimesh = pytest.importorskip("trimesh")
+    from PIL import Image
+
+    from video2gs.camera import Cameras
+    from video2gs.data.mesh import load_mesh
+    from video2gs.errors import UserError as _UserError
+
+    tex = np.zeros((8, 8, 3), np.uint8)
+    tex[:4] = (255, 0, 0)
+    tex[4:] = (0, 0, 255)
+    verts = np.array([[-0.3, -0.3, 0], [0.3, -0.3, 0], [0.3, 0.3, 0], [-0.3, 0.3, 0]], float)
+    uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)  # GL: v = 1 is the top of the image
+    quad = trimesh.Trimesh(verts, [[0, 1, 2], [0, 2, 3]], process=False,
+                           visual=trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(tex)))
+    path = tmp_path / "quad.glb"
+    quad.export(path)
+    mesh = load_mesh(path)
+    assert mesh.texture is not None and mesh.texture.shape[:2] == (8, 8)
+    g = surface_gaussians(mesh, 2000, seed=0)
+    y = g.data[0, :, 1]
+    top, bottom = (y > 0.1) & (y < 0.25), (y < -0.1) & (y > -0.25)  # away from the wrapped edge rows
+    assert (g.data[0, top, 11] > 0.99).all() and (g.data[0, top, 13] < 0.01).all()
+    assert (g.data[0, bottom, 13] > 0.99).all() and (g.data[0, bottom, 11] < 0.01).all()
+    from video2gs.data.raster import MeshRasterizer
+
+    try:
+        r = MeshRasterizer(64)
+    except _UserError as exc:
+        pytest.skip(f"no headless OpenGL here: {exc}")
+    with r:
+        rgb, alpha = r.render(mesh, 0, Cameras.orbit([0]))
+    assert rgb[0, 20, 32, 0] > 0.9 and rgb[0, 20, 32, 2] < 0.1  # upper half red
+    assert rgb[0, 44, 32, 2] > 0.9 and rgb[0, 44, 32, 0] < 0.1  # lower half blue
+    assert alpha[0, 32, 32] == 1.0 and alpha[0, 2, 2] == 0.0

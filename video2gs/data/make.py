@@ -35,6 +35,7 @@ import torch
 from video2gs import __version__
 from video2gs.camera import FOVY_DEG, RADIUS, ZFAR, ZNEAR, Cameras, focal_from_fovy, user_orbit
 from video2gs.data import layout
+from video2gs.data.md2 import QUAKE_FPS
 from video2gs.data.mesh import INSET_PIXELS, TexturedMesh, default_gaussian_count, load_md2_mesh, load_mesh, surface_gaussians
 from video2gs.data.motions import Motion, sample_motion
 from video2gs.data.sources import Source, identify, load_gaussian_source, normalisation, normalise_gaussians
@@ -170,7 +171,7 @@ def clip_frames(plan: ClipPlan, options: MakeOptions, loaded) -> ClipFrames:
         model, mesh = loaded
         vertices = model.clip_vertices(plan.motion, options.frames, options.fps)
         motion_record = {"name": "animation", "animation": plan.motion, "key_frames": model.animations[plan.motion],
-                         "key_frame_rate": 10.0}
+                         "key_frame_rate": QUAKE_FPS}
     else:
         mesh = loaded
         c0, s0 = normalisation(mesh.vertices[0])
