@@ -172,22 +172,22 @@ def write_gt(clip_dir: Path, t: int, gaussians: Gaussians) -> Path:
     return path
 
 
-def write_clip_record(clip_dir: Path, record: dict) -> Path:
-    """Write ``clip.json`` atomically. Call it LAST: it marks the clip complete."""
+def _write_stamped_json(path: Path, content: dict) -> Path:
+    """Write ``content`` with schema_version and tool version first, atomically."""
     out = {"schema_version": SCHEMA_VERSION, "tool": {"name": "video2gs", "version": __version__}}
-    out.update({k: v for k, v in record.items() if k not in out})
-    path = Path(clip_dir) / CLIP_FILE
+    out.update({k: v for k, v in content.items() if k not in out})
     write_json_atomic(path, out)
     return path
+
+
+def write_clip_record(clip_dir: Path, record: dict) -> Path:
+    """Write ``clip.json`` atomically. Call it LAST: it marks the clip complete."""
+    return _write_stamped_json(Path(clip_dir) / CLIP_FILE, record)
 
 
 def write_dataset_index(root: Path, index: dict) -> Path:
     """Write ``dataset.json`` atomically (schema and tool version stamped)."""
-    out = {"schema_version": SCHEMA_VERSION, "tool": {"name": "video2gs", "version": __version__}}
-    out.update({k: v for k, v in index.items() if k not in out})
-    path = Path(root) / DATASET_FILE
-    write_json_atomic(path, out)
-    return path
+    return _write_stamped_json(Path(root) / DATASET_FILE, index)
 
 
 # -- reading ---------------------------------------------------------------------------------------
