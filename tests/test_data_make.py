@@ -195,3 +195,8 @@ def test_cli_multi_value_options(shared_dir, tmp_path, capsys):
                                                                          input_size=32, output_size=32))
     s = ds[0]
     assert s["input"].shape == (4, 9, 32, 32) and s["images_output"].shape == (6, 3, 32, 32)
+    main(["data", "preview", str(out / "spot-spin"), "-o", str(tmp_path / "sheet.png"), "--tile", "16"])
+    import cv2
+
+    sheet = cv2.imread(str(tmp_path / "sheet.png"))
+    assert sheet.shape == (3 * 2 * 16, 2 * 16, 3)  # views 0, 1 (fixed), 2 (random): rows of images and masks; frames 0, 1

@@ -1,5 +1,6 @@
 """``video2gs data make OUT --objects ... --motions ...``: synthetic multi-view 4D datasets with exact
-ground truth (the library is :mod:`video2gs.data.make`; the layout :mod:`video2gs.data.layout`).
+ground truth (the library is :mod:`video2gs.data.make`; the layout :mod:`video2gs.data.layout`), and
+``video2gs data preview CLIP``: a contact sheet of a clip.
 
 ``--objects`` and ``--motions`` take several values after one flag (``--objects a.splat b.splat``),
 as well as the flag repeated; put OUT first.
@@ -106,3 +107,21 @@ def make(
         f"made {len(result.made)} clip{'s' if len(result.made) != 1 else ''}{resumed} in {result.out} "
         f"(objects by split: {counts}) in {time.perf_counter() - start:.1f} s"
     )
+
+
+@app.command("preview")
+def preview(
+    clip: Path = typer.Argument(..., help="A clip folder of a dataset (DATASET/<object>-<motion>)."),
+    output: Path = typer.Option(None, "--output", "-o", help="PNG to write (default: <clip name>-preview.png in the current folder)."),
+    views: list[int] = typer.Option([], "--views", help="View ids, one row each (default: front, quarter turns, two random views)."),
+    frames: list[int] = typer.Option([], "--frames", help="Frame indices, one column each (default: up to 6 spread over the clip)."),
+    tile: int = typer.Option(128, "--tile", help="Side of each image in the sheet, pixels."),
+) -> None:
+    """A contact sheet of a clip: views x frames, each row of images above its masks."""
+    from video2gs.data.preview import contact_sheet, write_png
+
+    if not 16 <= tile <= 1024:
+        raise UserError(f"--tile must be in 16..1024, got {tile}")
+    sheet = contact_sheet(clip, views=views or None, frames=frames or None, tile=tile)
+    path = write_png(output or Path(f"{Path(clip).resolve().name}-preview.png"), sheet)
+    typer.echo(f"wrote {path} ({sheet.shape[1]}x{sheet.shape[0]})")
