@@ -30,6 +30,7 @@ computed).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,6 +144,18 @@ def input_view_of(clip, override: int | None = None) -> int:
 def canonical_transform(clip, input_view: int) -> np.ndarray:
     """M [4,4] with M . c2w(input view, frame 0) = the canonical front camera (``docs/l4gm.md`` §6)."""
     return front_normalisation(clip.c2w(input_view)[0], clip.radius).double().numpy()
+
+
+def clip_fovy(clip) -> float:
+    """The clip's vertical field of view in degrees (clip.json ``fovy_deg``, else L4GM's 49.1)."""
+    return float(clip.meta.get("fovy_deg", FOVY_DEG))
+
+
+def to_canonical(g: Gaussians, M: np.ndarray) -> Gaussians:
+    """Ground-truth Gaussians in the prediction's frame: ``M`` applied (no copy when M is the identity)."""
+    if np.allclose(M, np.eye(4), atol=1e-6):
+        return g
+    return g.transform(torch.from_numpy(M[:3, :3]).float(), torch.from_numpy(M[:3, 3]).float())
 
 
 def consistent4d_views(clip, input_view: int) -> list[int]:
@@ -336,7 +349,7 @@ def evaluate(clip, methods: list[Method], settings: Settings, *, lpips_weights: 
 
     M = canonical_transform(clip, input_view)
     M_t = torch.from_numpy(M).float()
-    fovy = float(clip.meta.get("fovy_deg", FOVY_DEG)) if isinstance(clip.meta, dict) else FOVY_DEG
+    fovy = clip_fovy(clip)
     frames = sorted(set.intersection(*(set(m.matches) for m in methods)))
     if not frames:
         raise UserError("the prediction and the baselines share no frame of the clip")
@@ -350,15 +363,12 @@ def evaluate(clip, methods: list[Method], settings: Settings, *, lpips_weights: 
     grid_views = [input_view] if input_view in views else []
     grid_views += _grid_pick([v for v in views if v != input_view], settings.grid_views - len(grid_views))
     grid_rows: list[np.ndarray] = []
-    rot = M[:3, :3]
 
     rows: list[dict] = []
     geometry = {m.name: {"per_frame": {}, "_pred_motion": [], "_gt_motion": []} for m in methods} if has_gt else {}
     prev: dict[str, Gaussians] = {}
     prev_gt: Gaussians | None = None
-    stage_cm = reporter.stage("evaluate", len(frames)) if reporter is not None else None
-    stage = stage_cm.__enter__() if stage_cm is not None else None
-    try:
+    with reporter.stage("evaluate", len(frames)) if reporter is not None else contextlib.nullcontext() as stage:
         for t in frames:
             cams = clip.cameras(t, views)
             cams = Cameras(M_t @ cams.c2w, fovy, cams.near, cams.far)
@@ -368,9 +378,7 @@ def evaluate(clip, methods: list[Method], settings: Settings, *, lpips_weights: 
             gt_mask_t = torch.from_numpy(gt_mask).to(device)
             gt_g = None
             if has_gt:
-                gt_g = clip.load_gt(t)
-                if not np.allclose(M, np.eye(4), atol=1e-6):
-                    gt_g = gt_g.transform(torch.from_numpy(rot).float(), torch.from_numpy(M[:3, 3]).float())
+                gt_g = to_canonical(clip.load_gt(t), M)
             cells = {"gt": gt_rgb} if t in grid_frames else None
             gt_motion = chamfer(prev_gt, gt_g)["chamfer"] if gt_g is not None and prev_gt is not None else None
             vals: dict[str, dict[str, torch.Tensor]] = {}
@@ -425,9 +433,6 @@ def evaluate(clip, methods: list[Method], settings: Settings, *, lpips_weights: 
                     grid_rows.append(np.concatenate(row, axis=1))
             if stage is not None:
                 stage.advance()
-    finally:
-        if stage_cm is not None:
-            stage_cm.__exit__(None, None, None)
 
     for name, geo in geometry.items():
         per = geo["per_frame"]
@@ -451,7 +456,7 @@ def baseline_methods(names: list[str], clip, pred: Method | None, input_view: in
     """The requested baselines as Methods over every clip frame (see :mod:`video2gs.metrics.baselines`)."""
     out = []
     M = canonical_transform(clip, input_view)
-    fovy = float(clip.meta.get("fovy_deg", FOVY_DEG)) if isinstance(clip.meta, dict) else FOVY_DEG
+    fovy = clip_fovy(clip)
     c2w_in = M @ clip.c2w(input_view).astype(np.float64)  # [T,4,4], canonical frame
     all_frames = {t: t for t in range(clip.num_frames)}
     for name in dict.fromkeys(names):
@@ -469,8 +474,6 @@ def baseline_methods(names: list[str], clip, pred: Method | None, input_view: in
         else:
             if not clip.has_gt:
                 raise UserError(f"--baseline static without a prediction repeats the clip's ground-truth frame 0, but {clip.root} has no gt/")
-            g0 = clip.load_gt(0)
-            if not np.allclose(M, np.eye(4), atol=1e-6):
-                g0 = g0.transform(torch.from_numpy(M[:3, :3]).float(), torch.from_numpy(M[:3, 3]).float())
+            g0 = to_canonical(clip.load_gt(0), M)
             out.append(Method("static", lambda t, g=g0: g, {t: 0 for t in all_frames}))
     return out
