@@ -154,6 +154,13 @@ class TarStore:
         return self.random, view_id
 
     def _angles(self, tar: _Tar, vid: int, what: str) -> np.ndarray:
+        key = (str(tar.path), vid, what)
+        cache = self.__dict__.setdefault("_angle_cache", {})
+        if key not in cache:
+            cache[key] = self._load_angles(tar, vid, what)
+        return cache[key]
+
+    def _load_angles(self, tar: _Tar, vid: int, what: str) -> np.ndarray:
         name = f"{vid:03d}/camera/{what}.npy"
         try:
             arr = np.load(io.BytesIO(tar.read(name)), allow_pickle=False)
