@@ -30,8 +30,10 @@ Reading API (small and stable; used by ``evaluate`` and the training reader)::
     clip.elevation(v), clip.azimuth(v)  # [T] float64 degrees (file sign: positive elevation = above)
     clip.c2w(v)                         # [T,4,4] float32 OpenGL camera-to-world
     clip.cameras(t, views=None)         # Cameras with c2w [V,4,4] for frame t
-    clip.image(v, t)                    # [H,W,3] float32 in [0,1], on white
+    clip.image(v, t)                    # [H,W,3] float32 in [0,1], on white (clip.image_file(v, t): its path)
     clip.mask(v, t)                     # [H,W] float32 in [0,1]
+    clip.radius                         # camera distance (1.5)
+    clip.has_gt                         # True when gt/ exists
     clip.gt_path(t) / clip.load_gt(t)   # exact Gaussians of frame t (Path / Gaussians [N,14]); None/UserError without gt/
     clip.meta                           # the clip.json dict ({} when absent)
 
