@@ -132,11 +132,9 @@ class Motion:
         hinge_axis = self._p("hinge_axis")
         hinge_point = self._p("hinge_point")
         angle = math.radians(self.params["degrees"]) * math.sin(0.5 * math.pi * min(1.0, 1.5 * u)) ** 2
-        # A C1 smoothstep across a thin band (exactly 0 / 1 outside it) keeps the Jacobian finite
-        # where the plane cuts the object.
-        band = self.params["band"]
-        s = (((x * n).sum(-1) - offset + band) / (2 * band)).clamp(0.0, 1.0)
-        side = s * s * (3 - 2 * s)
+        # A clean cut: the part beyond the plane turns rigidly (J = R there, I elsewhere). A smooth
+        # blend across the plane would stretch the Gaussians in it into streaks across the gap.
+        side = ((x * n).sum(-1) > offset).to(x.dtype)
         moved = _rotate(x - hinge_point, hinge_axis, torch.tensor(angle)) + hinge_point
         return x + side[:, None] * (moved - x)
 
@@ -204,8 +202,7 @@ def sample_motion(name: str, rng: np.random.Generator, extent: np.ndarray | None
         offset = float(rng.uniform(0.2, 0.5)) * half
         hinge_axis = _perpendicular(n, rng)
         params = {"plane_normal": n.tolist(), "plane_offset": offset, "hinge_axis": hinge_axis.tolist(),
-                  "hinge_point": (n * offset).tolist(), "degrees": float(rng.uniform(30, 90)) * float(rng.choice([-1, 1])),
-                  "band": 0.02}
+                  "hinge_point": (n * offset).tolist(), "degrees": float(rng.uniform(30, 90)) * float(rng.choice([-1, 1]))}
     elif name == "wave":
         k = _random_unit(rng)
         params = {"direction": k.tolist(), "displacement": _perpendicular(k, rng).tolist(),
