@@ -34,7 +34,6 @@ from video2gs.errors import UserError
 from video2gs.gaussians import Gaussians, quat_to_rotmat, rotmat_to_quat
 
 MOTIONS = ("spin", "tumble", "translate", "squash", "bend", "twist", "articulate", "wave")
-DEFAULT_MOTIONS = MOTIONS
 
 
 def _unit(v) -> np.ndarray:

@@ -23,7 +23,6 @@ from video2gs.gaussians import Gaussians
 
 GAUSSIAN_SUFFIXES = (".splat",)
 MESH_ONLY_SUFFIXES = (".obj", ".glb", ".gltf", ".stl", ".off")
-KINDS = ("gaussians", "mesh", "md2")
 UNKNOWN = "unknown"
 
 
