@@ -240,6 +240,16 @@ def test_command_writes_json_csv_grid(run, clip_dir, tmp_path, lpips_weights, mo
     assert grid.shape == (4 * 3 * 160, 3 * 160, 3)
 
 
+def test_command_baseline_without_prediction(run, clip_dir, tmp_path):
+    code, stdout, err = run("--gt", clip_dir, "--baseline", "billboard", "--out", tmp_path / "bb", "--lpips", "none",
+                            "--views", "0,2", "--quiet")
+    assert code == 0, err
+    obj = json.loads((tmp_path / "bb" / "metrics.json").read_text())
+    assert obj["pred"] is None and set(obj["methods"]) == {"billboard"}
+    s = obj["methods"]["billboard"]["summary"]
+    assert s["input"]["psnr"] > s["novel"]["psnr"] and "lpips_vgg" not in s["input"]
+
+
 def _one_error(code: int, err: str) -> str:
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert code == 1 and len(lines) == 1 and lines[0].startswith("error:"), (code, err)
