@@ -74,7 +74,7 @@ class Licence:
 @dataclass(frozen=True)
 class ModelCard:
     name: str
-    kind: str  # "l4gm" | "lgm" | "imagedream"
+    kind: str  # "l4gm" | "lgm" | "imagedream" | "lpips"
     description: str
     repo_id: str
     revision: str
