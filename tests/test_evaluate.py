@@ -191,6 +191,7 @@ def test_consistent4d_without_encoder_says_so(clip, clip_dir, monkeypatch, lpips
     ev = evaluate(clip, [pred], Settings(protocol="consistent4d", size=32, views=[1]), lpips_weights=lpips_weights)
     assert "clip_similarity" not in ev.metrics
     assert any("CLIP image similarity skipped" in n for n in ev.notes)
+    assert any("resized from 64x64 to 32x32" in n for n in ev.notes)
 
 
 # -- the command -------------------------------------------------------------------------------------

@@ -332,6 +332,9 @@ def evaluate(clip, methods: list[Method], settings: Settings, *, lpips_weights: 
         if first.shape[0] != first.shape[1]:
             raise UserError(f"{clip.image_file(views[0], 0)}: images are {first.shape[1]}x{first.shape[0]}; give --size to compare square renders")
         size = first.shape[0]
+    if first.shape[0] != size or first.shape[1] != size:
+        notes.append(f"ground-truth images resized from {first.shape[1]}x{first.shape[0]} to {size}x{size} "
+                     "(resampling lowers every score; compare at the clip's own resolution for exact numbers)")
     clip_sim = None
     if settings.protocol == "consistent4d":
         from video2gs.metrics.clip_score import ClipSimilarity, find_encoder
