@@ -47,7 +47,6 @@ from video2gs.metrics.geometry import chamfer, temporal_stability
 from video2gs.metrics.image import mask_iou, psnr, ssim
 
 PROTOCOLS = ("full", "consistent4d")
-IMAGE_METRICS = ("psnr", "ssim", "lpips_vgg", "lpips_alex", "mask_iou", "clip_similarity")
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips_vgg": False, "lpips_alex": False, "mask_iou": True,
                     "clip_similarity": True, "chamfer": False, "temporal_error": False}
 CONSISTENT4D_OFFSETS = (45.0, 135.0, 225.0, 315.0)  # azimuths of the held-out views, from the input view's
