@@ -12,6 +12,9 @@ Elevation sign -- the only place it is written down:
   * *internal elevation* (kiui ``orbit_camera``, used by the reference code): negative =
     camera above. ``orbit_camera`` takes the internal sign; everything user-facing goes
     through :func:`user_orbit` / :func:`user_to_internal_elevation`.
+  * *dataset elevation* (``camera/elevation.npy`` of the reference's Blender renders and of
+    ``video2gs data make``): positive = camera above, i.e. the user's sign, so a dataset pose is
+    ``user_orbit(elevation, rotation)`` -- the reference loader's ``orbit_camera(-elevation, rotation)``.
 """
 
 from __future__ import annotations
@@ -94,6 +97,43 @@ def pose_to_orbit(c2w: np.ndarray) -> tuple[float, float, float]:
     elevation = math.degrees(math.asin(-c[1] / radius))
     azimuth = math.degrees(math.atan2(c[0], c[2]))
     return elevation, azimuth, radius
+
+
+def front_normalisation(reference_c2w, radius: float = RADIUS) -> torch.Tensor:
+    """M [4,4] float32 with ``M @ reference_c2w = orbit_camera(0, 0, radius)`` (``conventions.md`` §14).
+
+    Left-multiplying every pose of a training sample by M makes its reference camera (input view 0
+    of frame 0) the canonical front camera; the relative poses are unchanged.
+    """
+    ref = torch.as_tensor(reference_c2w, dtype=torch.float64)
+    front = torch.from_numpy(orbit_camera(0.0, 0.0, radius)).to(torch.float64)
+    return (front @ torch.linalg.inv(ref)).to(torch.float32)
+
+
+def _axis_angle_matrices(axes: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rodrigues: unit axes [V,3], angles [V] (radians) -> rotations [V,3,3]."""
+    x, y, z = axes.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(-1, 3, 3)
+    s, c = torch.sin(angles)[:, None, None], torch.cos(angles)[:, None, None]
+    return torch.eye(3, dtype=axes.dtype) + s * k + (1 - c) * (k @ k)
+
+
+def orbit_jitter(c2w: torch.Tensor, strength: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Randomly move orbit cameras [V,4,4] (OpenGL c2w) on their sphere: each turns about the world
+    origin by up to ``strength``·180° about its own up axis and ``strength``·90° about its right axis
+    (uniform), so it still looks at the origin from the same distance (the reference's training
+    augmentation; ``strength`` 0.1 there)."""
+    c2w = torch.as_tensor(c2w, dtype=torch.float32)
+    v = c2w.shape[0]
+    u = torch.rand(2, v, generator=generator) * 2 - 1
+    about_up = _axis_angle_matrices(c2w[:, :3, 1], u[0] * strength * math.pi)
+    about_right = _axis_angle_matrices(c2w[:, :3, 0], u[1] * strength * math.pi / 2)
+    rot = about_up @ about_right  # [V,3,3]
+    out = c2w.clone()
+    out[:, :3, :3] = rot @ c2w[:, :3, :3]
+    out[:, :3, 3:] = rot @ c2w[:, :3, 3:]
+    return out
 
 
 def focal_from_fovy(fovy_deg: float, height: int) -> float:

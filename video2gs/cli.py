@@ -66,6 +66,14 @@ def _register_commands() -> None:
     app.command("models")(models_cmd.models)
     app.command("download")(download_cmd.download)
 
+    from video2gs.commands import data as data_cmd
+
+    app.add_typer(data_cmd.app, name="data")
+
+    from video2gs.commands import evaluate as evaluate_cmd
+
+    app.command("evaluate", epilog=evaluate_cmd._EPILOG)(evaluate_cmd.evaluate)
+
 
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is so cleanup runs as for Ctrl-C."""

@@ -3,7 +3,8 @@
 :class:`Reconstructor` owns the network's input construction (``docs/l4gm.md`` §4): ImageNet-normalised
 RGB followed by the Plücker rays of the 4 default input views (azimuth 0/90/180/270, elevation 0,
 from :func:`video2gs.camera.input_view_rays`), frame-major ``[1, T·4, 9, H, W]``. Nothing else in
-the project builds network inputs.
+the project builds network inputs: the training samples (:mod:`video2gs.data.samples`) call
+:func:`network_input` with the rays of their own (normalised, masked) input cameras.
 """
 
 from __future__ import annotations
@@ -19,6 +20,22 @@ from video2gs.nn.l4gm import L4GM
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def network_input(rgb: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
+    """The 9-channel network input: rgb [T, V, 3, H, W] in [0, 1] (or uint8) and Plücker rays
+    [V, 6, H, W] (the same for every frame) or [T, V, 6, H, W] -> [1, T·V, 9, H, W] float32.
+
+    Channels 0:3 are (rgb - mean) / std with ImageNet statistics, 3:9 the rays (moment, direction).
+    """
+    rgb = rgb.float() / 255.0 if rgb.dtype == torch.uint8 else rgb.float()
+    mean = torch.tensor(IMAGENET_MEAN, device=rgb.device).view(1, 1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=rgb.device).view(1, 1, 3, 1, 1)
+    rgb = (rgb - mean) / std  # [T, V, 3, H, W]
+    rays = rays.to(rgb.device, torch.float32)
+    if rays.ndim == 4:
+        rays = rays.expand(rgb.shape[0], -1, -1, -1, -1)  # [T, V, 6, H, W]
+    return torch.cat([rgb, rays], dim=2).reshape(1, -1, 9, *rgb.shape[-2:])
 
 
 class Reconstructor:
@@ -47,8 +64,6 @@ class Reconstructor:
             self.model.enable_compile()
         self.output_device = None if output_device is None else torch.device(output_device)
         self._rays: torch.Tensor | None = None  # [4, 6, H, W] float32 on self.device, built once
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 1, 3, 1, 1)
 
     @classmethod
     def from_file(
@@ -88,11 +103,7 @@ class Reconstructor:
         size = self.config.input_size
         if frames.ndim != 5 or tuple(frames.shape[1:]) != (len(INPUT_AZIMUTHS), 3, size, size):
             raise ValueError(f"frames must be [T, 4, 3, {size}, {size}], got {tuple(frames.shape)}")
-        rgb = frames.to(self.device)
-        rgb = rgb.float() / 255.0 if rgb.dtype == torch.uint8 else rgb.float()
-        rgb = (rgb - self._mean) / self._std  # [T, 4, 3, H, W]
-        rays = self.rays().expand(rgb.shape[0], -1, -1, -1, -1)  # [T, 4, 6, H, W]
-        return torch.cat([rgb, rays], dim=2).reshape(1, -1, 9, size, size)
+        return network_input(frames.to(self.device), self.rays())
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """frames [T, 4, 3, H, W] (views at azimuth 0/90/180/270, object on white) -> Gaussians [T, N, 14]

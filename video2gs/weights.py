@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 CARDS_PACKAGE = "video2gs.model_cards"
 ENV_PREFIX = "VIDEO2GS_MODEL_"
-KINDS = ("l4gm", "lgm", "imagedream")
-_KIND_ORDER = {kind: i for i, kind in enumerate(("l4gm", "imagedream", "lgm"))}
+KINDS = ("l4gm", "lgm", "imagedream", "lpips")
+_KIND_ORDER = {kind: i for i, kind in enumerate(("l4gm", "imagedream", "lpips", "lgm"))}
 _TRUE = {"1", "on", "yes", "true"}
 
 
@@ -74,7 +74,7 @@ class Licence:
 @dataclass(frozen=True)
 class ModelCard:
     name: str
-    kind: str  # "l4gm" | "lgm" | "imagedream"
+    kind: str  # "l4gm" | "lgm" | "imagedream" | "lpips"
     description: str
     repo_id: str
     revision: str
@@ -83,6 +83,7 @@ class ModelCard:
     config: Mapping[str, Any]
     dtype: str
     legacy: bool = False
+    hub: bool = True  # False: not hosted on the hub (no cache lookup, no download; env/config only)
     revision_note: str = ""
     size_note: str = ""
     source: Path | None = field(default=None, compare=False)
@@ -174,7 +175,8 @@ def card_from_dict(d: Mapping[str, Any], source: Path | None = None) -> ModelCar
         repo_id=_require(d, "repo_id", str, where), revision=_require(d, "revision", str, where),
         files=tuple(files), licence=licence, config=dict(_require(d, "config", dict, where)),
         dtype=_require(d, "dtype", str, where), legacy=bool(d.get("legacy", False)),
-        revision_note=str(d.get("revision_note", "")), size_note=str(d.get("size_note", "")), source=source,
+        revision_note=str(d.get("revision_note", "")), size_note=str(d.get("size_note", "")),
+        hub=bool(d.get("hub", True)), source=source,
     )
 
 
@@ -343,6 +345,8 @@ def _cache_revisions(card: ModelCard) -> list[str]:
 
 def _find_in_cache(card: ModelCard) -> Location | None:
     """The card's files in the HF cache, all from one snapshot (pinned revision first)."""
+    if not card.hub:
+        return None
     from huggingface_hub import try_to_load_from_cache
 
     cache = hf_cache_dir()
@@ -492,6 +496,15 @@ def _missing_error(card: ModelCard, reason: str) -> ModelNotFoundError:
     )
 
 
+def _not_on_hub_error(card: ModelCard) -> ModelNotFoundError:
+    cfg = config_file()
+    return ModelNotFoundError(
+        f"model {card.name} ({card.files[0].path}) is not on this machine and cannot be downloaded (it is not on the "
+        f"Hugging Face hub): set {card.env_var}=/path/to/{card.files[0].path} or add it to the models table of the config file {cfg}; "
+        f"its source is described in {card.source or card.name + '.json'}"
+    )
+
+
 def _hub_call(fn, card: ModelCard, **kwargs):
     """Run a huggingface_hub download, turning its many failure types into one-line errors."""
     import huggingface_hub.utils as hfu
@@ -523,6 +536,8 @@ def fetch(card: ModelCard, *, quiet: bool = False, force: bool = False, check_ha
 
     Raises :class:`ModelNotFoundError` when offline or when the download fails.
     """
+    if not card.hub:
+        raise _not_on_hub_error(card)
     if is_offline():
         raise _missing_error(card, "downloads are off (HF_HUB_OFFLINE=1)")
     from rich.console import Console
@@ -566,6 +581,8 @@ def resolve(name_or_path: str | os.PathLike, *, download: bool | None = None, qu
     loc = locate(card)
     if loc is not None:
         return loc.path
+    if not card.hub:
+        raise _not_on_hub_error(card)
     if download is False:
         raise _missing_error(card, "is only downloaded on request (`video2gs download`, which shows its licence first)")
     if is_offline():
