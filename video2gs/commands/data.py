@@ -94,9 +94,11 @@ def make(
         mesh_gaussians=mesh_gaussians, backend=backend,
     )
     if backend != "auto":
-        from video2gs.commands.render import check_backend
+        from video2gs.pipeline.options import about
+        from video2gs.render import check_backend
 
-        check_backend(backend)
+        with about("backend"):
+            check_backend(backend)
     motion_names = parse_motions(motions)
     with Reporter(quiet=quiet) as rep:
         result = make_dataset(out, objects, motion_names, options, animations=[a for x in animations for a in x.split(",") if a] or None,

@@ -76,7 +76,9 @@ def evaluate(
     Writes metrics.json and comparison.png (ground truth above, prediction below) to --out (default PRED)."""
     from rich.console import Console
 
-    from video2gs.commands.render import check_backend, check_device
+    from video2gs.compute import resolve_device
+    from video2gs.pipeline.options import about
+    from video2gs.render import check_backend
     from video2gs.data.layout import open_clip
     from video2gs.fileio import ensure_writable_dir
     from video2gs.metrics import report
@@ -98,8 +100,10 @@ def evaluate(
         raise UserError(f"--gt-fps must be positive, got {gt_fps}")
     nets = _parse_nets(lpips)
     view_list = _parse_views(views)
-    device = check_device(device)
-    check_backend(backend)
+    with about("device"):
+        device = str(resolve_device(device)) if device is not None else None
+    with about("backend"):
+        check_backend(backend)
 
     clip = open_clip(gt, fps=gt_fps)
     seq = Sequence.open(pred) if pred is not None else None

@@ -109,7 +109,8 @@ def _device():
 
 def _dtype():
     return option("auto", panel=_MODEL, check=one_of("auto", "fp32", "fp16", "bf16"), result=True,
-                  help="Network precision: auto | fp32 | fp16 | bf16 (auto: bf16 on CUDA, fp32 on CPU). "
+                  help="Network precision: auto | fp32 | fp16 | bf16 (auto: bf16 on CUDA and on CPUs with AMX-BF16 or "
+                       "AVX512-BF16, fp32 elsewhere). "
                        "The manifest records what ran.")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from video2gs.compute import describe, resolve_device
+from video2gs.compute import resolve_device
 from video2gs.gaussians import PRUNE_OPACITY
 from video2gs.errors import UserError
 from video2gs.pipeline import run_folder
@@ -202,7 +202,7 @@ def validate_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Reconstruct
     if imagedream_folder is not None:
         models.append(model_record(opts.imagedream_model, imagedream_folder, "imagedream"))
     return ReconstructPlan(src, segmenter, segment_record, views, user_views, imagedream_folder, recon, models,
-                           interpolate, interp_path, device, backend, {**describe(recon.device, recon.dtype), "backend": backend})
+                           interpolate, interp_path, device, backend, {**recon.describe(), "backend": backend})
 
 
 def identity_of(opts: ReconstructOptions) -> dict:
