@@ -63,6 +63,12 @@ def _register_commands() -> None:
     app.command("models")(models_cmd.models)
     app.command("download")(download_cmd.download)
 
+    from video2gs.commands import export as export_cmd
+    from video2gs.commands import view as view_cmd
+
+    app.command("view")(view_cmd.view)
+    app.command("export")(export_cmd.export)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""

@@ -1,0 +1,130 @@
+"""`video2gs view` in a real headless Chromium: the viser server on a free localhost port draws what
+our renderer draws from the same camera, and its panel's controls work; stopped at the end."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from test_view_fixtures import iou, make_output, need_object, silhouette
+from video2gs.camera import FOVY_DEG, Cameras, user_orbit
+from video2gs.viewer import browser
+from video2gs.viewer.source import Source
+
+pytestmark = pytest.mark.skipif(browser.missing_reason() is not None, reason=f"no headless browser: {browser.missing_reason()}")
+
+BLACK = (0.0, 0.0, 0.0)
+# viser's client (1.0.30 and 1.1.1 alike) logs this once when the camera moves with Gaussian splats in
+# the scene, from three.js frustum culling of its splat object; a bare ViserServer with one
+# add_gaussian_splats() call and a mouse drag shows it too. It changes nothing drawn. Any other
+# console error fails the tests.
+VISER_KNOWN = 'THREE.BufferGeometry.computeBoundingSphere(): Computed radius is NaN. The "position" attribute'
+
+
+def errors(p) -> list[str]:
+    return [e for e in p.errors if VISER_KNOWN not in e]
+
+
+@pytest.fixture(scope="module")
+def viewer(tmp_path_factory):
+    from video2gs.viewer.viser_app import SequenceViewer
+
+    need_object()
+    out = make_output(tmp_path_factory.mktemp("view") / "out", frames=3, step=40.0)
+    v = SequenceViewer(Source.open(out), port=0, background=(0, 0, 0)).start()
+    yield v
+    v.stop()
+
+
+@pytest.fixture(scope="module")
+def page(viewer):
+    with browser.open_browser(900, 480) as new_page:
+        p = new_page()
+        p.page.goto(viewer.url)
+        p.page.wait_for_selector("canvas", timeout=60_000)
+        # viser tells software-WebGL users so in a notification over the view; close it.
+        close = p.page.locator(".mantine-Notification-root button")
+        close.first.wait_for(timeout=30_000)
+        close.first.click()
+        yield p
+
+
+def view_canvas(p) -> np.ndarray:
+    """The 3D view (the largest canvas) as [H,W,3] float in [0,1]."""
+    from PIL import Image
+
+    canvases = p.page.locator("canvas")
+    boxes = [canvases.nth(i).bounding_box() for i in range(canvases.count())]
+    box = max((b for b in boxes if b), key=lambda b: b["width"] * b["height"])
+    png = p.page.screenshot(clip=box)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32) / 255.0
+
+
+def settled(p, previous: np.ndarray | None = None, timeout: float = 30.0) -> np.ndarray:
+    """A screenshot once two in a row agree (and differ from ``previous`` when given)."""
+    end = time.monotonic() + timeout
+    last = view_canvas(p)
+    while time.monotonic() < end:
+        p.page.wait_for_timeout(400)
+        shot = view_canvas(p)
+        same = np.abs(shot - last).max() < 0.02
+        moved = previous is None or iou(silhouette(shot, BLACK), silhouette(previous, BLACK)) < 0.97
+        if same and moved and silhouette(shot, BLACK).mean() > 0.01:
+            return shot
+        last = shot
+    raise AssertionError("the view did not settle")
+
+
+def ours(viewer, name: str, index: int, shape) -> np.ndarray:
+    from video2gs.render import render
+    from video2gs.viewer.viser_app import START_VIEW
+
+    c2w = user_orbit(*START_VIEW)
+    cams = Cameras(torch.from_numpy(c2w)[None], FOVY_DEG, 0.01, 100.0)
+    with torch.no_grad():
+        out = render(viewer.source.sequences[name].load(index), cams, shape[1], shape[0], background=BLACK, backend="numba")
+    return out.rgb[0].numpy()
+
+
+def compare(shot, reference) -> tuple[float, np.ndarray]:
+    a, b = silhouette(shot, BLACK), silhouette(reference, BLACK)
+    both = a & b
+    return iou(a, b), np.abs(shot[both].mean(0) - reference[both].mean(0))
+
+
+def test_first_frame_matches_our_render(viewer, page):
+    page.page.get_by_label("Input camera").uncheck()  # the frustum would add to the silhouette
+    shot = settled(page)
+    score, colour = compare(shot, ours(viewer, "gaussians", 0, shot.shape))
+    assert score >= 0.85, f"silhouette IoU {score:.3f} against our render"
+    assert colour.max() < 0.08, f"mean colour differs by {colour}"
+    assert errors(page) == []
+
+
+def test_input_frame_and_slider(viewer, page):
+    before = settled(page)
+    assert page.page.locator("#video2gs-input").get_attribute("data-index") == "0"
+    slider = page.page.locator("[role=slider]").first  # the frame slider, stepped from the keyboard
+    slider.focus()
+    slider.press("ArrowRight")
+    slider.press("ArrowRight")
+    shot = settled(page, previous=before)
+    assert viewer.index == 2
+    score, _ = compare(shot, ours(viewer, "gaussians", 2, shot.shape))
+    assert score >= 0.85, f"frame 2: IoU {score:.3f}"
+    page.page.wait_for_function("document.querySelector('#video2gs-input').dataset.index === '2'", timeout=10_000)
+    assert errors(page) == []
+
+
+def test_x3_toggle_switches_sequence(viewer, page):
+    before = settled(page)
+    page.page.get_by_label("×3 interpolated").check()
+    shot = settled(page, previous=before)
+    assert (viewer.sequence, viewer.index) == ("gaussians_x3", 6)  # same time: key frame 2 = x3 frame 6
+    score, _ = compare(shot, ours(viewer, "gaussians_x3", 6, shot.shape))
+    assert score >= 0.85, f"x3 frame 6: IoU {score:.3f}"
+    assert errors(page) == []
