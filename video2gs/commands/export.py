@@ -13,7 +13,7 @@ from video2gs.errors import UserError
 from video2gs.formats import save_gaussians
 from video2gs.formats.web import DEFAULT_WEB_MIN_OPACITY
 from video2gs.progress import Reporter
-from video2gs.sequence import MANIFEST, frame_entries, read_manifest, write_manifest
+from video2gs.sequence import GAUSSIANS_DIR, MANIFEST, frame_entries, read_manifest, write_manifest
 from video2gs.viewer.source import Source
 from video2gs.viewer.web_export import MB, export_web, staged_dir
 
@@ -30,30 +30,29 @@ def _is_file_export(folder: Path) -> bool:
 
 
 def export_files(source: Source, out: Path, fmt: str, reporter: Reporter) -> tuple[int, str]:
-    """Write every sequence of ``source`` as ``out/<sequence>/000000.<fmt>`` plus a manifest, each
-    file in the frame its source file was recorded in; returns (frames written, up axis)."""
-    written, ups = 0, set()
+    """Write every sequence of ``source`` as ``out/<sequence>/000000.<fmt>`` plus a manifest, in the
+    frame the input was recorded in (that of its first file); returns (frames written, up axis)."""
+    written, up, mixed = 0, None, False
     with staged_dir(out, _is_file_export, "export folder") as tmp:
         manifest = {"source": {"kind": EXPORT_KIND, "path": str(source.path), "format": fmt}}
         for name, seq in source.sequences.items():
             with reporter.stage(name, len(seq)) as stage:
                 for i in range(len(seq)):
                     f = seq.read(i)
-                    # Keep every Gaussian the file had: this is a change of container, not a reduction.
-                    save_gaussians(tmp / name / f"{i:06d}.{fmt}", f.gaussians, up=f.up, min_opacity=None)
-                    ups.add(f.up)
+                    if up is None:
+                        up = f.up
+                    elif f.up != up and not mixed:
+                        mixed = True
+                        reporter.warn(f"{f.path} is stored with up {f.up}; every frame is written with up {up}, like the first")
+                    # Keep every Gaussian the file had: this changes the container, not the content.
+                    save_gaussians(tmp / name / f"{i:06d}.{fmt}", f.gaussians, up=up, min_opacity=None)
                     written += 1
                     stage.advance()
-            entries = frame_entries(len(seq), seq.fps, name)
-            for e in entries:
-                e["file"] = e["file"].rsplit(".", 1)[0] + f".{fmt}"
-            if name == "gaussians":
+            entries = [dict(e, file=f"{name}/{e['index']:06d}.{fmt}") for e in frame_entries(len(seq), seq.fps, name)]
+            if name == GAUSSIANS_DIR:
                 manifest.update(fps=seq.fps, frames=entries)
-            else:
-                manifest[name.replace("gaussians_", "")] = {"fps": seq.fps, "frames": entries}
-        up = ups.pop() if len(ups) == 1 else "-y"
-        if ups:
-            reporter.warn("the input files are stored in different frames; each output file keeps its own")
+            else:  # gaussians_x3 -> "x3", where reconstruct records it
+                manifest[name.removeprefix("gaussians_")] = {"fps": seq.fps, "frames": entries}
         manifest["up"] = up
         write_manifest(tmp, manifest)
     return written, up

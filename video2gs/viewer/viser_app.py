@@ -154,8 +154,12 @@ class SequenceViewer:
         if self.requested_port and self.port != port:
             self._server.stop()
             raise UserError(f"port {port} on {self.host} is in use (choose another --port, or leave it out to use a free one)")
-        self._build()
-        self.show(self.sequence, 0)
+        try:
+            self._build()
+            self.show(self.sequence, 0)
+        except BaseException:
+            self.stop()
+            raise
         self._thread = threading.Thread(target=self._play_loop, name="video2gs-view-play", daemon=True)
         self._thread.start()
         return self
