@@ -128,3 +128,18 @@ def test_x3_toggle_switches_sequence(viewer, page):
     score, _ = compare(shot, ours(viewer, "gaussians_x3", 6, shot.shape))
     assert score >= 0.85, f"x3 frame 6: IoU {score:.3f}"
     assert errors(page) == []
+
+
+def test_play_pause_and_background(viewer, page):
+    page.page.get_by_role("button", name="Play").click()
+    start = viewer.index
+    deadline = time.monotonic() + 20
+    while viewer.index == start and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert viewer.playing and viewer.index != start, "playback did not advance"
+    page.page.get_by_role("button", name="Pause").click()
+    deadline = time.monotonic() + 10
+    while viewer.playing and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not viewer.playing
+    assert errors(page) == []

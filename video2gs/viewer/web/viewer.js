@@ -8,7 +8,7 @@ import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
 
 const MAX_MESHES = 24; // frames kept decoded on the GPU side; older ones are disposed
 const PREFETCH = 3; // frames loaded ahead while playing
-const DRAWN_AFTER = 3; // rendered animation frames after a frame becomes visible before it counts as drawn
+const DRAWN_AFTER = 2; // rendered frames, once Spark shows only the wanted splats, sorted, before "drawn"
 
 const $ = (id) => document.getElementById(id);
 const state = (window.video2gs = { ready: false, sequence: null, frame: 0, drawn: null, loads: 0 });
@@ -22,7 +22,8 @@ const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuff
 renderer.setPixelRatio(window.devicePixelRatio);
 view.appendChild(renderer.domElement);
 const scene = new THREE.Scene();
-scene.add(new SparkRenderer({ renderer }));
+const spark = new SparkRenderer({ renderer });
+scene.add(spark);
 
 const cam = meta.camera;
 const camera = new THREE.PerspectiveCamera(cam.fovy_deg, 1, cam.near, cam.far);
@@ -90,6 +91,15 @@ async function show(name, i) {
   $("status").textContent = `${name} · ${seq.splats[i].toLocaleString()} Gaussians`;
 }
 
+// True once Spark's displayed splats come from `mesh` alone and are sorted: Spark gathers and
+// sorts the visible meshes asynchronously, so a frame shows some renders after it became visible.
+function sparkShows(mesh) {
+  const mapping = spark.display && spark.display.mapping;
+  if (!mapping) return true; // a Spark without these fields: fall back to counting frames
+  const live = mapping.filter((m) => m.count > 0);
+  return live.length === 1 && live[0].node === mesh && !spark.sorting && !spark.sortDirty;
+}
+
 // -- controls -----------------------------------------------------------------------------------
 let playing = false, speed = 1, clock = 0;
 const current = () => meta.sequences[state.sequence];
@@ -134,7 +144,7 @@ renderer.setAnimationLoop((now) => {
     for (let k = 1; k <= PREFETCH; k++) load(state.sequence, (state.frame + k) % seq.frames.length);
   }
   renderer.render(scene, camera);
-  if (shownKey !== null && state.drawn === null && ++sinceShown >= DRAWN_AFTER) {
+  if (shownKey !== null && state.drawn === null && sparkShows(meshes.get(shownKey).mesh) && ++sinceShown >= DRAWN_AFTER) {
     state.drawn = { sequence: state.sequence, frame: state.frame };
   }
 });
