@@ -86,8 +86,17 @@ def test_over_budget_is_one_line_and_writes_nothing(tmp_path):
     out = make_sequence(tmp_path / "out", 3)
     site = tmp_path / "site"
     code, stdout, err = run_cli("export", out, "--web", site, "--max-size", "1", "--quiet")
-    assert_one_line_error(code, stdout, err, "--max-size 1 MB")
+    assert_one_line_error(code, stdout, err, "--max-size 1 MB", "--max-splats")
     assert not site.exists()
+    # A budget with room for 100 of the 300 Gaussians per frame: the cap the line names fits it.
+    export_web(Source.open(out), site)
+    page = sum(p.stat().st_size for p in site.rglob("*") if p.is_file() and p.suffix != ".splat")
+    budget = str((page + 3 * 100 * 32) / 1e6)
+    line = run_cli("export", out, "--web", site, "--max-size", budget, "-q")[2]
+    fit = int(re.search(r"--max-splats (\d+) fits", line).group(1))
+    assert 50 <= fit < 300, line
+    code, stdout, err = run_cli("export", out, "--web", site, "--max-size", budget, "--max-splats", fit, "-q")
+    assert code == 0, err
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from video2gs.errors import UserError
 from video2gs.fileio import ensure_writable_dir, write_json_atomic
-from video2gs.formats.web import DEFAULT_WEB_MIN_OPACITY, WEB_SCHEMA, frame_path, reduce_frame, web_manifest, write_web_frame
+from video2gs.formats.web import BYTES_PER_SPLAT, DEFAULT_WEB_MIN_OPACITY, WEB_SCHEMA, frame_path, reduce_frame, web_manifest, write_web_frame
 from video2gs.viewer.source import Source
 
 WEB_MANIFEST = "sequence.json"
@@ -85,6 +85,17 @@ def copy_page(dest: Path) -> int:
     return sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
 
 
+def over_budget(frame_bytes: int, done: int, total: int, page_bytes: int, max_mb: float) -> str:
+    """The one line for an export over budget: the size it would reach and a per-frame cap that fits."""
+    estimate = page_bytes + frame_bytes / done * total
+    fit = int((max_mb * MB - page_bytes - 1024 - 64 * total) / (total * BYTES_PER_SPLAT))  # room left for sequence.json
+    cap = f"--max-splats {fit}" if fit >= 1 else "--max-splats"
+    return (
+        f"the web export would take about {estimate / MB:.0f} MB for {total} frames, over --max-size {max_mb:g} MB; "
+        f"raise --max-size, raise --min-opacity or cap the frames ({cap} fits)"
+    )
+
+
 def export_web(
     source: Source,
     out: Path,
@@ -105,7 +116,7 @@ def export_web(
     budget = max_mb * MB
     total_frames = sum(len(s) for s in source.sequences.values())
     with staged_dir(out, is_web_export, "web export folder") as tmp:
-        used = copy_page(tmp)
+        used = page_bytes = copy_page(tmp)
         done = 0
         sequences = {}
         for name, seq in source.sequences.items():
@@ -119,11 +130,7 @@ def export_web(
                     used += write_web_frame(tmp / rel, g)
                     done += 1
                     if used > budget:
-                        estimate = used / done * total_frames
-                        raise UserError(
-                            f"the web export would take about {estimate / MB:.0f} MB, over --max-size {max_mb:g} MB "
-                            f"({total_frames} frames); raise --max-size, raise --min-opacity or set --max-splats"
-                        )
+                        raise UserError(over_budget(used - page_bytes, done, total_frames, page_bytes, max_mb))
                     frames.append(rel)
                     splats.append(len(g))
                     if bar is not None:
