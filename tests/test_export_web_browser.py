@@ -79,6 +79,7 @@ def compare(shot: np.ndarray, reference: np.ndarray) -> tuple[float, np.ndarray]
 
 
 def test_first_frame_matches_our_render(site, page):
+    assert page.page.evaluate("window.video2gs.loads") == 1, "frames must load on demand, not all at start"
     shot = canvas_image(page)
     score, colour = compare(shot, ours(site[0], "gaussians", 0, shot.shape))
     assert silhouette(shot, BLACK).mean() > 0.05, "the object is not on screen"

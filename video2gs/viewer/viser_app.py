@@ -2,10 +2,11 @@
 
 viser (the nerfstudio / gsplat viewer library) ships its web client inside its wheel, so this
 works offline. The scene is the internal +Y-up world (``scene.set_up_direction("+y")``,
-camera.VIEWER_UP); the first camera is the front view of ``video2gs render``
-(:func:`video2gs.camera.viewer_camera`). Controls in the side panel: play/pause, the frame slider,
-speed, the sequence (key frames or gaussians_x3, when both exist), background colour, and the input
-frame of the same time; the input camera is drawn as a frustum holding that frame.
+camera.VIEWER_UP) with the renderer's fovy; the first camera (:data:`START_VIEW`, through
+:func:`video2gs.camera.viewer_camera`) looks at the front from above and to the right, so the input
+camera -- the front camera of ``video2gs render``, drawn as a frustum -- is in sight. Controls in
+the side panel: play/pause, the frame slider, speed, the ×3 toggle (when gaussians_x3/ exists),
+background colour, the input camera's visibility, and the input frame of the same time.
 
 Frames are loaded when first shown and kept in a bounded :class:`~video2gs.viewer.cache.FrameCache`,
 so memory does not grow with the sequence and the first frame appears after one load.
@@ -26,6 +27,7 @@ import torch
 from video2gs.camera import FOVY_DEG, RADIUS, opencv_pose, orbit_camera, viewer_camera
 from video2gs.errors import UserError
 from video2gs.gaussians import Gaussians, quat_to_rotmat, rotmat_to_quat
+from video2gs.progress import console
 from video2gs.viewer.cache import FrameCache
 from video2gs.viewer.source import Source
 
@@ -225,7 +227,7 @@ class SequenceViewer:
         @self._slider.on_update
         def _(_event) -> None:
             if int(self._slider.value) != self.index:
-                self.show(self.sequence, int(self._slider.value))
+                self._try(self.show, self.sequence, int(self._slider.value))
 
         @self._speed.on_update
         def _(_event) -> None:
@@ -234,7 +236,7 @@ class SequenceViewer:
         if self._x3 is not None:
             @self._x3.on_update
             def _(_event) -> None:
-                self.set_sequence(list(self.source.sequences)[1 if self._x3.value else 0])
+                self._try(self.set_sequence, list(self.source.sequences)[1 if self._x3.value else 0])
 
         if self._frustum is not None:
             @self._show_camera.on_update
@@ -264,7 +266,20 @@ class SequenceViewer:
             index = min(int(round(t * self.source.sequences[name].fps)), self.frames - 1)
             self._slider.max = max(self.frames - 1, 1)
             self._slider.disabled = self.frames < 2
+            if self._x3 is not None:
+                self._x3.value = name != next(iter(self.source.sequences))
             self.show(name, index)
+
+    def _try(self, action, *args) -> bool:
+        """Run a control's action; a frame that cannot be read stops playback with one warning line
+        instead of a traceback from viser's callback thread."""
+        try:
+            action(*args)
+            return True
+        except UserError as exc:
+            self.set_playing(False)
+            console.print(f"[yellow]warning:[/] {exc}")
+            return False
 
     def show(self, name: str, index: int) -> None:
         """Send frame ``index`` of sequence ``name`` (loaded now unless cached) and its input frame."""
@@ -300,5 +315,4 @@ class SequenceViewer:
             step = 1.0 / (self.source.sequences[self.sequence].fps * self.speed)
             if now - last >= step:
                 last = now
-                with contextlib.suppress(Exception):  # a client closing mid-update must not end playback
-                    self.show(self.sequence, (self.index + 1) % self.frames)
+                self._try(self.show, self.sequence, (self.index + 1) % self.frames)

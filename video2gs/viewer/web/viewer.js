@@ -49,7 +49,8 @@ function setBackground(hex) {
 setBackground(params.get("background") || meta.background || "#ffffff");
 
 // -- frames: loaded on demand, a bounded least-recently-used set of SplatMeshes --------------------
-const meshes = new Map(); // key -> {mesh, ready: Promise}
+const meshes = new Map(); // key -> {mesh, done, ready: Promise}
+let shownKey = null, sinceShown = 0, wanted = null; // shown and last requested frame keys
 function key(name, i) { return `${name}/${i}`; }
 function load(name, i) {
   const k = key(name, i);
@@ -64,7 +65,7 @@ function load(name, i) {
   meshes.set(k, entry);
   for (const [old, e] of meshes) {
     if (meshes.size <= MAX_MESHES) break;
-    if (old === key(state.sequence, state.frame) || !e.done) continue;
+    if (old === key(state.sequence, state.frame) || old === wanted || !e.done) continue;
     scene.remove(e.mesh);
     e.mesh.dispose();
     meshes.delete(old);
@@ -72,7 +73,6 @@ function load(name, i) {
   return entry;
 }
 
-let shownKey = null, sinceShown = 0, wanted = null;
 async function show(name, i) {
   wanted = key(name, i);
   const entry = load(name, i);
