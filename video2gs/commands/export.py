@@ -73,8 +73,9 @@ def export(
 ) -> None:
     """Export a sequence: a web page (--web DIR) or a folder of .splat/.ply frames (--format).
 
-    Examples:  video2gs export out/ --web site/   then   python -m http.server -d site/ 8000
-               video2gs export out/ --format splat -o out_splat/
+    Example: video2gs export out/ --web site/ and then python -m http.server -d site/ 8000
+
+    Example: video2gs export out/ --format splat -o out_splat/
     """
     start = time.perf_counter()
     if (web is None) == (fmt is None):
@@ -98,7 +99,7 @@ def export(
             )
             splats = sum(sum(s["splats"]) for s in result["sequences"].values())
             summary = (
-                f"exported {frames} frames ({splats / frames:,.0f} Gaussians per frame on average) -> {web} "
+                f"exported {frames} frame{'s' if frames != 1 else ''} ({splats / frames:,.0f} Gaussians per frame on average) -> {web} "
                 f"({result['bytes'] / MB:.1f} MB); serve it with: python -m http.server -d {web}"
             )
         else:
@@ -106,5 +107,5 @@ def export(
             if output is None:
                 output = path.parent / f"{path.stem}_{fmt}" if path.is_file() else path / f"export_{fmt}"
             written, up = export_files(source, output, fmt, rep)
-            summary = f"exported {written} frames as .{fmt} (up {up}) -> {output} ({output / MANIFEST})"
+            summary = f"exported {written} frame{'s' if written != 1 else ''} as .{fmt} (up {up}) -> {output} ({output / MANIFEST})"
     typer.echo(f"{summary} in {time.perf_counter() - start:.1f} s")
