@@ -285,13 +285,13 @@ class SequenceViewer:
         """Send frame ``index`` of sequence ``name`` (loaded now unless cached) and its input frame."""
         with self._lock:
             arrays = self.cache.get((name, index))
-            old = self._splats
-            with self._server.atomic():
-                # Alternate two node names so the new frame replaces the old one without a gap.
-                node = "/frame_a" if old is None or old.name != "/frame_a" else "/frame_b"
-                self._splats = self._server.scene.add_gaussian_splats(node, **arrays)
-                if old is not None:
-                    old.remove()
+            if self._splats is None:
+                self._splats = self._server.scene.add_gaussian_splats("/frame", **arrays)
+            else:
+                # One node whose buffer is replaced in one message (viser's per-frame path). Adding
+                # and removing a node per frame left the browser on the previous frame in some
+                # loaded test runs.
+                self._splats.set_gaussians(**arrays)
             self.sequence, self.index = name, index
             self.shown += 1
             if int(self._slider.value) != index:

@@ -139,4 +139,6 @@ def export_web(
         manifest = web_manifest(sequences, title=source.path.name or str(source.path), background=background)
         write_json_atomic(tmp / WEB_MANIFEST, manifest)
         used += (tmp / WEB_MANIFEST).stat().st_size
+        if used > budget:
+            raise UserError(over_budget(used - page_bytes, done, total_frames, page_bytes, max_mb))
     return {**manifest, "bytes": used}

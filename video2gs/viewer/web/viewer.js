@@ -16,6 +16,7 @@ const state = (window.video2gs = { ready: false, sequence: null, frame: 0, drawn
 const meta = await (await fetch("sequence.json")).json();
 const names = Object.keys(meta.sequences);
 const params = new URLSearchParams(location.search);
+document.title = `${meta.title} · video2gs`;
 
 const view = $("view");
 const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuffer: true });
