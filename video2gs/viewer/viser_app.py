@@ -37,7 +37,6 @@ FRUSTUM_SCALE = 0.12  # drawn size of the input camera's frustum (scene units)
 # First camera (user elevation°, azimuth°, radius): a three-quarter view from above the front, so the
 # input camera's frustum (on the front camera itself) is in sight beside the object.
 START_VIEW = (20.0, 30.0, 2.4)
-REFRESH_AFTER = 0.8  # seconds a frame must hold still before it is sent again (see _refresh)
 
 
 def splat_arrays(g: Gaussians) -> dict[str, np.ndarray]:
@@ -94,7 +93,6 @@ class SequenceViewer:
         self.playing = False
         self.speed = 1.0
         self.shown = 0  # frames sent to the browser so far
-        self._refresh_at: float | None = None  # when to send the shown frame again (see _refresh)
         self._server = None
         self._splats = None
         self._lock = threading.RLock()
@@ -295,7 +293,6 @@ class SequenceViewer:
                 # loaded test runs.
                 self._splats.set_gaussians(**arrays)
             self.sequence, self.index = name, index
-            self._refresh_at = time.perf_counter() + REFRESH_AFTER
             self.shown += 1
             if int(self._slider.value) != index:
                 self._slider.value = index
@@ -308,23 +305,10 @@ class SequenceViewer:
                     self._input.content = html
                     self._input_shown = shown
 
-    def _refresh(self) -> None:
-        """Send the shown frame again as a new node. viser's client can stay on the previous frame
-        when its splat sorting falls behind a buffer update (seen with software WebGL on a loaded
-        CPU); a fresh node, once the frame has held still, brings every client up to date."""
-        with self._lock:
-            self._refresh_at = None
-            old = self._splats
-            with self._server.atomic():
-                self._splats = self._server.scene.add_gaussian_splats(f"/frame{self.shown}", **self.cache.get((self.sequence, self.index)))
-                old.remove()
-
     def _play_loop(self) -> None:
         last = time.perf_counter()
         while not self._stop.wait(0.01):
             now = time.perf_counter()
-            if not self.playing and self._refresh_at is not None and now >= self._refresh_at:
-                self._try(self._refresh)
             if not self.playing or self.frames < 2:
                 last = now
                 continue
