@@ -288,9 +288,7 @@ class SequenceViewer:
             if self._splats is None:
                 self._splats = self._server.scene.add_gaussian_splats("/frame", **arrays)
             else:
-                # One node whose buffer is replaced in one message (viser's per-frame path). Adding
-                # and removing a node per frame left the browser on the previous frame in some
-                # loaded test runs.
+                # One node whose buffer is replaced in one message: viser's path for per-frame updates.
                 self._splats.set_gaussians(**arrays)
             self.sequence, self.index = name, index
             self.shown += 1
