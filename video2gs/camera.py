@@ -278,3 +278,37 @@ def opengl_to_mvdream_blender(c2w: np.ndarray) -> np.ndarray:
     out[..., 2, :] *= -1
     out[..., [1, 2], :] = out[..., [2, 1], :]
     return out
+
+
+# -- interactive viewers -----------------------------------------------------------------------------
+# three.js (and so Spark) and viser (with up set to +Y) use the same world as video2gs internally:
+# right-handed, +Y up, cameras looking along their -z. Frames handed to them must therefore be in the
+# internal +Y-up frame, *not* the −Y-up frame of our files (formats.common.EXPORT_UP), which a bare
+# Spark SplatMesh would show upside down. VIEWER_UP names that axis for the viewers.
+VIEWER_UP = (0.0, 1.0, 0.0)
+
+
+def viewer_camera(elevation_deg: float = 0.0, azimuth_deg: float = 0.0, radius: float = RADIUS) -> dict:
+    """The default camera of the interactive viewers as plain data (JSON-ready), in the internal world.
+
+    Returns ``{"position": [3], "look_at": [3], "up": [3], "fovy_deg": float, "near": float, "far": float}``:
+    the camera of :func:`user_orbit` (elevation positive = above), so at the defaults it is the
+    front view of ``video2gs render`` (on +Z at radius 1.5, fovy 49.1°). ``near``/``far`` are loose
+    bounds for orbiting (the renderers' 0.5/2.5 would clip the object when zooming).
+    """
+    c2w = user_orbit(elevation_deg, azimuth_deg, radius)
+    return {
+        "position": [round(float(v), 6) for v in c2w[:3, 3]],
+        "look_at": [0.0, 0.0, 0.0],
+        "up": list(VIEWER_UP),
+        "fovy_deg": FOVY_DEG,
+        "near": 0.01,
+        "far": 100.0,
+    }
+
+
+def opencv_pose(c2w) -> tuple[np.ndarray, np.ndarray]:
+    """(rotation [3,3], position [3]) of an OpenGL c2w [4,4] in OpenCV camera axes (x right, y down,
+    z forward), the frame viser's camera frustums are drawn in."""
+    cv = opengl_to_opencv(torch.as_tensor(np.asarray(c2w), dtype=torch.float32))
+    return cv[:3, :3].numpy().astype(np.float64), cv[:3, 3].numpy().astype(np.float64)

@@ -74,6 +74,12 @@ def _register_commands() -> None:
 
     app.command("evaluate", epilog=evaluate_cmd._EPILOG)(evaluate_cmd.evaluate)
 
+    from video2gs.commands import export as export_cmd
+    from video2gs.commands import view as view_cmd
+
+    app.command("view")(view_cmd.view)
+    app.command("export")(export_cmd.export)
+
 
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is so cleanup runs as for Ctrl-C."""

@@ -1,7 +1,8 @@
 """Gaussian files: standard 3DGS PLY and antimatter15 .splat, chosen by extension.
 
 Everything read comes back in the internal +Y-up frame; everything written goes out in the
-frame ``up`` names (default '-y', what SuperSplat / Spark / gsplat.js show upright).
+frame ``up`` names (default '-y', what SuperSplat and gsplat.js show upright; for Spark see
+:mod:`video2gs.formats.web`).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 and the sign table that carries higher SH bands through the up-axis flip.
 
 Frames (``conventions.md`` §12): video2gs works internally in L4GM's **+Y-up** world. Files
-are written by default in the OpenCV/COLMAP **−Y-up** frame that SuperSplat, Spark and gsplat.js
-show upright. ``up="y"`` means "this file is in the internal frame", ``up="-y"`` means "rotated
-180° about X". The conversions below are exact inverses of each other, bit for bit.
+are written by default in the OpenCV/COLMAP **−Y-up** frame that SuperSplat and gsplat.js
+show upright (a bare Spark ``SplatMesh`` shows it upside down: Spark's +Y-up world needs the 180°
+turn about X its examples apply to COLMAP captures; ``formats/web.py`` writes Spark's frames).
+``up="y"`` means "this file is in the internal frame", ``up="-y"`` means "rotated 180° about X". The conversions below are exact inverses of each other, bit for bit.
 """
 
 from __future__ import annotations
