@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import REFERENCE
+from video2gs.compute import cpu_bf16
 from video2gs.errors import UserError
 from video2gs.nn.checkpoint import (
     CONFIG_METADATA_KEY,
@@ -216,7 +217,8 @@ def test_legacy_rotation_switch(tmp_path):
 
 
 def test_resolve_dtype():
-    assert resolve_dtype("auto", "cpu") == torch.float32
+    # auto on CPU: bf16 where the CPU has native bf16 (video2gs.compute), else fp32
+    assert resolve_dtype("auto", "cpu") == (torch.bfloat16 if cpu_bf16().fast else torch.float32)
     assert resolve_dtype("bf16") == torch.bfloat16 and resolve_dtype("half") == torch.float16
     with pytest.raises(UserError, match="unknown dtype"):
         resolve_dtype("int8")

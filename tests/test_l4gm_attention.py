@@ -7,6 +7,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from conftest import REPO
 from video2gs.nn import attention as attn_mod
@@ -27,12 +28,44 @@ def test_chunked_equals_unchunked_and_explicit():
     q, k, v = qkv()
     full = attention(q, k, v, budget_bytes=1 << 40)
     budget = 2 * 4 * 333 * 8 * 50
-    assert chunk_plan(2 * 4, 333, 333, budget) == (8, 50)  # 333 = 6 chunks of 50 + 33: uneven tail
+    assert chunk_plan(2, 4, 333, 333, budget) == (2, 4, 50)  # 333 = 6 chunks of 50 + 33: uneven tail
     torch.testing.assert_close(attention(q, k, v, budget_bytes=budget), full, atol=1e-5, rtol=0)
-    # below one row of every head: heads are split too (3 heads x 1 row per call)
-    assert chunk_plan(2 * 4, 333, 333, 333 * 8 * 3) == (3, 1)
+    # below one row of every sequence: one batch element (all 4 heads) x 1 row per call
+    assert chunk_plan(2, 4, 333, 333, 333 * 8 * 5) == (1, 4, 1)
+    torch.testing.assert_close(attention(q, k, v, budget_bytes=333 * 8 * 5), full, atol=1e-5, rtol=0)
+    # below one row of every head of one element: heads are split too (3 + 1 heads x 1 row per call)
+    assert chunk_plan(2, 4, 333, 333, 333 * 8 * 3) == (1, 3, 1)
     torch.testing.assert_close(attention(q, k, v, budget_bytes=333 * 8 * 3), full, atol=1e-5, rtol=0)
     torch.testing.assert_close(full, explicit_attention(q, k, v), atol=1e-5, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:.*(Flash attention kernel not used|4 dimensional).*:UserWarning")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("budget", [1 << 40, 4 * 333 * 8 * 64, 333 * 8 * 3])
+def test_every_cpu_call_takes_the_flash_kernel(dtype, budget):
+    """With SDPA restricted to its flash kernel a call it cannot serve raises ("No available kernel")
+    instead of falling back to the explicit softmax: so passing means every chunk reached flash."""
+    q, k, v = qkv(dtype=dtype)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        out = attention(q, k, v, budget_bytes=budget)
+        if budget < 2 * 4 * 333 * 333 * 8:  # chunked: the old 3D slices only reach the math path, refused here
+            with pytest.raises(RuntimeError, match="No available kernel"):
+                attn_mod._attention_3d(q, k, v, budget)
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(out.float(), explicit_attention(*(t.float() for t in (q, k, v))), atol=tol, rtol=0)
+
+
+def test_network_attention_blocks_dispatch_to_flash():
+    """The blocks as the network calls them (fused qkv views, channels-last bf16 too) reach the flash
+    kernel: the profiler sees its op and never the math path's."""
+    x = torch.randn(3 * 4, 32, 6, 6)
+    for block, xx in ((MVAttention(32, 16), x), (TempAttention(32, 16).bfloat16(), x.bfloat16().contiguous(memory_format=torch.channels_last))):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof, torch.inference_mode():
+            with cpu_attention_budget(16 * 72 * 8 * 8):  # chunked: 8 rows of one element's 16 heads per call
+                block.eval()(xx, frames=3, views=4)
+        ops = {e.key for e in prof.key_averages()}
+        assert "aten::_scaled_dot_product_flash_attention_for_cpu" in ops, sorted(ops)
+        assert "aten::_scaled_dot_product_attention_math" not in ops
 
 
 def test_chunked_attention_is_differentiable():

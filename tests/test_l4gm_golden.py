@@ -38,9 +38,19 @@ def test_golden_parity_fp32(golden):
     assert (gaussians - io["gaussians"]).abs().max() <= TOL
 
 
+def test_golden_parity_channels_last_fp32(golden):
+    """The CPU layout :mod:`video2gs.compute` picks for fp32 (NHWC, oneDNN convolutions) keeps parity."""
+    cfg, weights, io = golden
+    model = load_model(weights, config=cfg, dtype="fp32").set_memory_format(torch.channels_last)
+    assert model.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    raw, gaussians = _run(model, io["input"])
+    assert (raw - io["raw_conv_out"]).abs().max() <= TOL
+    assert (gaussians - io["gaussians"]).abs().max() <= TOL
+
+
 def test_golden_parity_with_heavily_chunked_attention(golden):
     cfg, weights, io = golden
-    model = load_model(weights, config=cfg)
+    model = load_model(weights, config=cfg, dtype="fp32")
     with cpu_attention_budget(2**20):  # ~20x below the largest score matrix: every attention is chunked
         raw, gaussians = _run(model, io["input"])
     assert (raw - io["raw_conv_out"]).abs().max() <= TOL

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from video2gs import camera
+from video2gs.compute import resolve_dtype
 from video2gs.nn.checkpoint import save_checkpoint
 from video2gs.nn.configs import L4GMConfig
 from video2gs.nn.l4gm import L4GM
@@ -79,9 +80,15 @@ def test_from_file_and_dtype(tmp_path):
     torch.manual_seed(1)
     src = L4GM(MICRO)
     path = save_checkpoint(src, tmp_path / "tiny.safetensors")
-    r32 = Reconstructor.from_file(path)
+    r32 = Reconstructor.from_file(path, dtype="fp32")
     rbf = Reconstructor.from_file(path, dtype="bf16")
     assert r32.model.dtype == torch.float32 and rbf.model.dtype == torch.bfloat16
+    assert (r32.dtype, rbf.dtype) == (torch.float32, torch.bfloat16) and r32.device == torch.device("cpu")
+    # bf16 on CPU runs channels-last (oneDNN's fast bf16 convolutions); fp32 keeps the default layout
+    assert rbf.model.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert r32.model.unet.conv_in.weight.is_contiguous()
+    assert rbf.describe()["dtype"] == "bf16" and r32.describe() == {**rbf.describe(), "dtype": "fp32"}
+    assert Reconstructor.from_file(path).dtype == resolve_dtype("auto", "cpu")  # the default is the policy
     f = frames(1)
     a, b = r32(f), rbf(f)
     assert b.dtype == torch.float32

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
+from video2gs import compute
 from video2gs.camera import INPUT_AZIMUTHS, input_view_rays
-from video2gs.nn.checkpoint import load_model, resolve_dtype
+from video2gs.nn.checkpoint import load_model
 from video2gs.nn.configs import L4GMConfig
 from video2gs.nn.l4gm import L4GM
 
@@ -41,10 +42,14 @@ def network_input(rgb: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
 class Reconstructor:
     """Run an :class:`L4GM` on frames of 4 views.
 
-    ``model`` is moved to ``device`` (default: where it is) and cast to ``dtype`` (``"auto"``: bf16 on
-    CUDA, fp32 on CPU). ``compile=True`` routes the network through ``torch.compile``. Results are
-    returned float32 on ``output_device`` (default CPU, so callers can stream them to disk while the
-    next chunk runs; pass ``None`` to keep them on the compute device).
+    ``model`` is moved to ``device`` (a name for :func:`video2gs.compute.resolve_device`, default:
+    where it is) and cast to ``dtype`` (:func:`video2gs.compute.resolve_dtype`; ``"auto"``: bf16 on
+    CUDA and on CPUs with native bf16, fp32 elsewhere), in the memory format
+    :func:`video2gs.compute.memory_format` picks (channels-last for bf16 on CPU). ``.device`` and
+    ``.dtype`` say what actually runs (:meth:`describe` for a manifest). ``compile=True`` routes the
+    network through ``torch.compile``. Results are returned float32 on ``output_device`` (default
+    CPU, so callers can stream them to disk while the next chunk runs; pass ``None`` to keep them on
+    the compute device).
     """
 
     def __init__(
@@ -55,11 +60,12 @@ class Reconstructor:
         compile: bool = False,
         output_device: "str | torch.device | None" = "cpu",
     ):
-        self.device = torch.device(device) if device is not None else model.device
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.device = compute.resolve_device(device) if device is not None else model.device
+        self.dtype = compute.resolve_dtype(dtype, self.device)
         if model.config.num_input_views != len(INPUT_AZIMUTHS):
             raise ValueError(f"the Reconstructor feeds {len(INPUT_AZIMUTHS)} views; model has {model.config.num_input_views}")
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.model.set_memory_format(compute.memory_format(self.device, self.dtype))
         if compile:
             self.model.enable_compile()
         self.output_device = None if output_device is None else torch.device(output_device)
@@ -77,8 +83,13 @@ class Reconstructor:
         output_device: "str | torch.device | None" = "cpu",
     ) -> "Reconstructor":
         """Load weights with :func:`~video2gs.nn.checkpoint.load_model` (strict) and wrap them."""
-        model = load_model(path, config=config, device=device, dtype=dtype, rot_norm=rot_norm)
-        return cls(model, device=device, dtype=model.dtype, compile=compile, output_device=output_device)
+        dev = compute.resolve_device(device)
+        model = load_model(path, config=config, device=dev, dtype=compute.resolve_dtype(dtype, dev), rot_norm=rot_norm)
+        return cls(model, device=dev, dtype=model.dtype, compile=compile, output_device=output_device)
+
+    def describe(self) -> dict:
+        """What runs, for a manifest: ``{"device": "cpu", "dtype": "bf16", "cpu_bf16": "avx512_bf16"}``."""
+        return compute.describe(self.device, self.dtype)
 
     @property
     def config(self) -> L4GMConfig:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from video2gs.compute import resolve_dtype
 from video2gs.errors import UserError
 from video2gs.fileio import atomic_path
 from video2gs.nn.configs import CONFIGS, L4GMConfig, describe, resolve_config
@@ -35,30 +36,7 @@ LEGACY_ROT_FILES = ("model.safetensors", "model_fp16.safetensors")
 IGNORED_PREFIXES = ("lpips_loss.",)  # never part of the network; older training dumps may hold them
 _LIST_FIRST = 3
 
-_DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-}  # fmt: skip
 
-
-def resolve_dtype(dtype: "str | torch.dtype", device: "str | torch.device" = "cpu") -> torch.dtype:
-    """``"auto"``: bf16 on CUDA (fp16 where bf16 is unsupported), fp32 elsewhere; or a name/dtype."""
-    if isinstance(dtype, torch.dtype):
-        if dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
-            raise UserError(f"unsupported model dtype {dtype}")
-        return dtype
-    name = str(dtype).lower()
-    if name == "auto":
-        if torch.device(device).type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    if name not in _DTYPES:
-        raise UserError(f"unknown dtype {dtype!r}; use auto, fp32, fp16 or bf16")
-    return _DTYPES[name]
-
-
-# -- reading ----------------------------------------------------------------------------------------
 def _check_weights_path(path: Path) -> Path:
     path = Path(path).expanduser()
     if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -254,7 +232,7 @@ def load_model(
     path: "str | Path",
     config: "None | str | dict | L4GMConfig" = None,
     device: "str | torch.device" = "cpu",
-    dtype: "str | torch.dtype" = "auto",
+    dtype: "str | torch.dtype" = "fp32",
     strict: bool = True,
     rot_norm: str | None = None,
 ) -> L4GM:
@@ -263,8 +241,8 @@ def load_model(
     config: ``None`` infers it (metadata written by :func:`save_checkpoint`, else from key names and
     shapes: L4GM if ``t_attns`` keys exist, LGM otherwise; ``big``/``small``/``tiny`` or custom
     channels), or a name / dict / :class:`L4GMConfig`.
-    dtype: ``"auto"`` (bf16 on CUDA, fp32 on CPU), ``"fp32"``, ``"fp16"``, ``"bf16"``; the file's own
-    dtype does not matter.
+    dtype: ``"fp32"`` (default), ``"fp16"``, ``"bf16"`` or ``"auto"`` (the hardware policy of
+    :func:`video2gs.compute.resolve_dtype`); the file's own dtype does not matter.
     strict: any missing, unexpected or wrongly shaped tensor is a :class:`UserError`. With
     ``strict=False`` matching tensors are copied, the rest stay freshly initialised (warning).
     rot_norm: ``"quat"`` or ``"gaussians"`` (legacy LGM); ``None`` keeps the config's value, except

@@ -47,6 +47,7 @@ class L4GM(nn.Module):
         self.unet = UNet(self.config)
         self.conv = nn.Conv2d(OUT_CHANNELS, OUT_CHANNELS, 1)
         self._compiled = None
+        self.memory_format = torch.contiguous_format  # of the image tensors; see set_memory_format
 
     # -- properties ----------------------------------------------------------------------------
     @property
@@ -56,6 +57,13 @@ class L4GM(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.conv.weight.device
+
+    def set_memory_format(self, memory_format: torch.memory_format) -> "L4GM":
+        """Lay convolution weights and the images out as ``memory_format`` (``torch.channels_last``:
+        NHWC, the layout oneDNN's bf16 convolutions want; every block keeps its input's format)."""
+        self.to(memory_format=memory_format)
+        self.memory_format = memory_format
+        return self
 
     def enable_compile(self, **compile_kwargs) -> "L4GM":
         """Route :meth:`forward_raw` through ``torch.compile`` (state-dict keys are unchanged)."""
@@ -82,7 +90,7 @@ class L4GM(nn.Module):
     def forward_raw(self, images: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """images [B, T·V, 9, H, W] -> pre-activation maps [B·T·V, 14, S, S] (after ``conv``)."""
         b, t = self.split_frames(images, num_frames)
-        x = images.reshape(-1, *images.shape[2:]).to(self.dtype)
+        x = images.reshape(-1, *images.shape[2:]).to(dtype=self.dtype, memory_format=self.memory_format)
         fn = self._compiled if self._compiled is not None else self._forward_raw
         return fn(x, t)
 
