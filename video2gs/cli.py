@@ -71,6 +71,10 @@ def _register_commands() -> None:
 
     app.command("evaluate", epilog=evaluate_cmd._EPILOG)(evaluate_cmd.evaluate)
 
+    from video2gs.commands import train as train_cmd
+
+    app.command("train", cls=train_cmd._MultiValueCommand, epilog=train_cmd._EPILOG)(train_cmd.train)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
