@@ -191,6 +191,7 @@ def test_consistent4d_without_encoder_says_so(clip, clip_dir, monkeypatch, lpips
     ev = evaluate(clip, [pred], Settings(protocol="consistent4d", size=32, views=[1]), lpips_weights=lpips_weights)
     assert "clip_similarity" not in ev.metrics
     assert any("CLIP image similarity skipped" in n for n in ev.notes)
+    assert any("resized from 64x64 to 32x32" in n for n in ev.notes)
 
 
 # -- the command -------------------------------------------------------------------------------------
@@ -238,6 +239,16 @@ def test_command_writes_json_csv_grid(run, clip_dir, tmp_path, lpips_weights, mo
 
     grid = cv2.imread(str(out / "comparison.png"))
     assert grid.shape == (4 * 3 * 160, 3 * 160, 3)
+
+
+def test_command_baseline_without_prediction(run, clip_dir, tmp_path):
+    code, stdout, err = run("--gt", clip_dir, "--baseline", "billboard", "--out", tmp_path / "bb", "--lpips", "none",
+                            "--views", "0,2", "--quiet")
+    assert code == 0, err
+    obj = json.loads((tmp_path / "bb" / "metrics.json").read_text())
+    assert obj["pred"] is None and set(obj["methods"]) == {"billboard"}
+    s = obj["methods"]["billboard"]["summary"]
+    assert s["input"]["psnr"] > s["novel"]["psnr"] and "lpips_vgg" not in s["input"]
 
 
 def _one_error(code: int, err: str) -> str:

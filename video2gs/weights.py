@@ -74,7 +74,7 @@ class Licence:
 @dataclass(frozen=True)
 class ModelCard:
     name: str
-    kind: str  # "l4gm" | "lgm" | "imagedream"
+    kind: str  # "l4gm" | "lgm" | "imagedream" | "lpips"
     description: str
     repo_id: str
     revision: str
@@ -500,7 +500,7 @@ def _not_on_hub_error(card: ModelCard) -> ModelNotFoundError:
     cfg = config_file()
     return ModelNotFoundError(
         f"model {card.name} ({card.files[0].path}) is not on this machine and cannot be downloaded (it is not on the "
-        f"Hugging Face hub): set {card.env_var}=/path/to/{card.files[0].path} or add it to the [models] table of {cfg}; "
+        f"Hugging Face hub): set {card.env_var}=/path/to/{card.files[0].path} or add it to the models table of the config file {cfg}; "
         f"its source is described in {card.source or card.name + '.json'}"
     )
 

@@ -37,7 +37,7 @@ from video2gs.camera import FOVY_DEG, RADIUS, ZFAR, ZNEAR, Cameras, focal_from_f
 from video2gs.data import layout
 from video2gs.data.md2 import QUAKE_FPS
 from video2gs.data.mesh import INSET_PIXELS, TexturedMesh, default_gaussian_count, load_md2_mesh, load_mesh, surface_gaussians
-from video2gs.data.motions import Motion, sample_motion
+from video2gs.data.motions import sample_motion
 from video2gs.data.sources import Source, identify, load_gaussian_source, normalisation, normalise_gaussians
 from video2gs.errors import UserError
 from video2gs.fileio import ensure_writable_dir

@@ -26,7 +26,6 @@ import torch
 from video2gs.errors import UserError
 from video2gs.gaussians import Gaussians, rotmat_to_quat
 
-MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 GAUSSIANS_PER_256PX = 50_000  # default sample count at 256² (scaled linearly with the image side)
 SPACING_SIGMA = 0.6  # in-plane std-dev / mean sample spacing: covers the surface without holes
 NORMAL_SIGMA = 0.05  # normal std-dev / in-plane std-dev ("flat")

@@ -13,10 +13,10 @@ normalised object, largest side 1, centred):
 ========== ======================================================================================
 spin       rotation about a slightly tilted vertical axis, 0.5 to 1.5 turns
 tumble     rotation about a random axis through the centre, 0.25 to 0.75 turns
-translate  the object moves along a cubic Bezier path from the centre (reach up to 0.4)
+translate  the object moves along a cubic Bezier path from the centre (reach up to 0.25)
 squash     volume-preserving squash and stretch along the vertical, 1 to 2 cycles, 15-35 %
-bend       bending about a horizontal axis: the object's length curves onto an arc, up to 90 deg
-twist      rotation about the vertical axis growing linearly with height, up to 120 deg end to end
+bend       the longest extent curves onto an arc toward a random side, 70 to 140 deg end to end
+twist      rotation about the vertical axis growing linearly with height, 120 to 240 deg per unit
 articulate a plane cuts off a part, which rotates about a hinge line in that plane, 30-90 deg
 wave       a travelling sine wave displaces points across its direction of travel
 ========== ======================================================================================
@@ -34,7 +34,6 @@ from video2gs.errors import UserError
 from video2gs.gaussians import Gaussians, quat_to_rotmat, rotmat_to_quat
 
 MOTIONS = ("spin", "tumble", "translate", "squash", "bend", "twist", "articulate", "wave")
-DEFAULT_MOTIONS = MOTIONS
 
 
 def _unit(v) -> np.ndarray:
@@ -183,19 +182,19 @@ def sample_motion(name: str, rng: np.random.Generator, extent: np.ndarray | None
     elif name == "translate":
         control = np.zeros((4, 3))
         for i in range(1, 4):
-            control[i] = rng.uniform(-0.4, 0.4, size=3) * np.array([1.0, 0.6, 1.0])
+            control[i] = rng.uniform(-0.25, 0.25, size=3) * np.array([1.0, 0.6, 1.0])
         params = {"control": control.tolist()}
     elif name == "squash":
         params = {"axis": up.tolist(), "amount": float(rng.uniform(0.15, 0.35)), "cycles": float(rng.integers(1, 3))}
     elif name == "twist":
-        params = {"axis": up.tolist(), "degrees_per_unit": float(rng.uniform(60, 120)) * float(rng.choice([-1, 1]))}
+        params = {"axis": up.tolist(), "degrees_per_unit": float(rng.uniform(120, 240)) * float(rng.choice([-1, 1]))}
     elif name == "bend":
         # Bend the longest horizontal-or-vertical extent toward a random perpendicular direction.
         longest = int(np.argmax(extent))
         along = np.eye(3)[longest]
         normal = _perpendicular(along, rng)
         params = {"along": along.tolist(), "normal": normal.tolist(), "length": float(extent[longest]),
-                  "degrees": float(rng.uniform(45, 90)) * float(rng.choice([-1, 1]))}
+                  "degrees": float(rng.uniform(70, 140)) * float(rng.choice([-1, 1]))}
     elif name == "articulate":
         n = _random_unit(rng)
         half = 0.5 * float(np.abs(n * extent).sum())  # half the object's extent along n

@@ -23,7 +23,6 @@ from video2gs.gaussians import Gaussians
 
 GAUSSIAN_SUFFIXES = (".splat",)
 MESH_ONLY_SUFFIXES = (".obj", ".glb", ".gltf", ".stl", ".off")
-KINDS = ("gaussians", "mesh", "md2")
 UNKNOWN = "unknown"
 
 
@@ -125,7 +124,8 @@ def identify(path: str | Path, texture: str | Path | None = None) -> Source:
             text = notes[0].read_text(encoding="utf-8", errors="replace")
             first = next((line.strip() for line in text.splitlines() if "Licen" in line or "License" in line), None)
             src.licence = first or f"see {notes[0].name}"
-            src.attribution = " ".join(text.split())[:300]
+            credit = next((line.strip() for line in text.splitlines() if "Copyright" in line), None)
+            src.attribution = f"{credit} (see {notes[0].name})" if credit else f"see {notes[0].name}"
     if src.licence == UNKNOWN and not problem:
         src.warnings.append(f"{path.name}: no licence/attribution found (no inventory.json entry); recorded as 'unknown'")
     if texture is not None:

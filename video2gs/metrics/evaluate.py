@@ -47,7 +47,6 @@ from video2gs.metrics.geometry import chamfer, temporal_stability
 from video2gs.metrics.image import mask_iou, psnr, ssim
 
 PROTOCOLS = ("full", "consistent4d")
-IMAGE_METRICS = ("psnr", "ssim", "lpips_vgg", "lpips_alex", "mask_iou", "clip_similarity")
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips_vgg": False, "lpips_alex": False, "mask_iou": True,
                     "clip_similarity": True, "chamfer": False, "temporal_error": False}
 CONSISTENT4D_OFFSETS = (45.0, 135.0, 225.0, 315.0)  # azimuths of the held-out views, from the input view's
@@ -332,6 +331,9 @@ def evaluate(clip, methods: list[Method], settings: Settings, *, lpips_weights: 
         if first.shape[0] != first.shape[1]:
             raise UserError(f"{clip.image_file(views[0], 0)}: images are {first.shape[1]}x{first.shape[0]}; give --size to compare square renders")
         size = first.shape[0]
+    if first.shape[0] != size or first.shape[1] != size:
+        notes.append(f"ground-truth images resized from {first.shape[1]}x{first.shape[0]} to {size}x{size} "
+                     "(resampling lowers every score; compare at the clip's own resolution for exact numbers)")
     clip_sim = None
     if settings.protocol == "consistent4d":
         from video2gs.metrics.clip_score import ClipSimilarity, find_encoder
