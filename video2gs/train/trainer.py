@@ -106,9 +106,9 @@ def _lpips(cfg: TrainConfig, device):
 
 def _schedule(optimizer, cfg: TrainConfig):
     steps, warmup = cfg["train.steps"], cfg["optim.warmup_steps"]
-    if not 0 < warmup < steps:
-        raise UserError(f"optim.warmup_steps ({warmup}) must be between 0 and train.steps ({steps}), exclusive",
-                        hint=f"e.g. --set optim.warmup_steps={max(1, steps // 10)}")
+    if not 2 <= warmup < steps:  # OneCycle needs two steps of warm-up (its first phase ends at warmup - 1)
+        raise UserError(f"optim.warmup_steps ({warmup}) must be at least 2 and below train.steps ({steps})",
+                        hint=f"e.g. --set optim.warmup_steps={max(2, steps // 10)}")
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["optim.lr"], total_steps=steps, pct_start=warmup / steps)
 
 
@@ -217,6 +217,10 @@ class Run:
     # -- the loop ------------------------------------------------------------------------------
     def _micro_step(self, batch: dict, sync: bool):
         batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if self.frozen:
+            # With the first layers frozen, torch 2.13's CPU backward crashed (segfault) once the input of
+            # the first trainable layer needed no gradient; an input that asks for one avoids that path.
+            batch["input"].requires_grad_(True)
         ctx = contextlib.nullcontext() if sync else self.accel.no_sync(self.wrapped)
         with ctx:
             with self.precision.autocast():
@@ -248,6 +252,10 @@ class Run:
         max_empty = 2 * len(self.train_samples) + 8  # more empty batches in a row than that: nothing is readable
         with rep.stage("train", total=steps) as bar:
             bar.update(completed=self.step)
+            if self.step == 0 and L["val_every"] > 0:  # the starting point of the validation curve
+                start = self.validate()
+                if main:
+                    run_log.write({"step": 0, "split": "val", **start})
             try:
                 while self.step < steps:
                     for micro in range(accum):
