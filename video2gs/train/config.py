@@ -140,8 +140,7 @@ def load_config(config: str | Path, overrides: list[str] | dict[str, Any] | None
     values = _schema()
     name = str(config)
     if name in preset_names():
-        base = {k: v for k, v in _flatten(_toml_file(PRESET_DIR / f"{name}.toml")).items()}
-        apply_overrides(values, base)
+        apply_overrides(values, _flatten(_toml_file(PRESET_DIR / f"{name}.toml")))
     else:
         path = Path(config)
         if not path.is_file():

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
