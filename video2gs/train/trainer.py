@@ -5,7 +5,7 @@
 
 Per optimizer step: ``train.grad_accum`` micro-steps of ``train.batch_size`` clips per process
 (gradients are synchronised only on the last one), forward under the :class:`Precision` autocast
-(bf16 on CUDA and native-bf16 CPUs with ``precision = "auto"``; fp32 master weights), the loss of
+(bf16 on CUDA and AMX CPUs with ``precision = "auto"``; fp32 master weights), the loss of
 :mod:`video2gs.train.loss`, grad-norm clip, AdamW, OneCycle (stepped once per optimizer step:
 ``optim.warmup_steps`` counts optimizer steps). ``accelerate launch -m video2gs train ...`` runs one
 process per device; each process draws its own part of the sample stream (:class:`StepBatches`), so
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from video2gs import __version__
+from video2gs import __version__, compute
 from video2gs.errors import UserError
 from video2gs.nn.precision import Precision
 from video2gs.train import logs, state
@@ -138,7 +138,12 @@ class Run:
         self.device = self.accel.device
         if t["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        self.precision = Precision.resolve(t["precision"], self.device)
+        name = t["precision"]
+        if name == "auto" and self.device.type == "cpu" and not compute.cpu_bf16().amx_bf16:
+            # Measured (benchmarks/bench_train.py): without AMX, bf16 autocast did not speed a step up
+            # (LPIPS and the renderer run in fp32 and take most of it), so fp32 is the CPU default there.
+            name = "fp32"
+        self.precision = Precision.resolve(name, self.device)
 
         existing = state.latest(self.out)
         if resume and existing is None:
