@@ -168,3 +168,17 @@ def test_long_sequence_peak_memory_stays_bounded():
     grown, err = res.stdout.split()
     assert int(grown) < 128 * 2**20, f"attention grew peak RSS by {int(grown) / 2**20:.0f} MiB"
     assert float(err) < 1e-5
+
+
+def test_channels_last_blocks_keep_their_layout_and_values():
+    """Channels-last images go through the token reshapes without changing the result, and come back
+    channels-last (so the next convolution needs no layout change)."""
+    torch.manual_seed(0)
+    b, t, v, c, h, w = 1, 3, 4, 32, 5, 6
+    x = torch.randn(b * t * v, c, h, w)
+    for block in (MVAttention(c).eval(), TempAttention(c).eval()):
+        with torch.inference_mode():
+            ref = block(x.clone(), frames=t, views=v)
+            out = block(x.contiguous(memory_format=torch.channels_last), frames=t, views=v)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)

@@ -84,9 +84,9 @@ def test_from_file_and_dtype(tmp_path):
     rbf = Reconstructor.from_file(path, dtype="bf16")
     assert r32.model.dtype == torch.float32 and rbf.model.dtype == torch.bfloat16
     assert (r32.dtype, rbf.dtype) == (torch.float32, torch.bfloat16) and r32.device == torch.device("cpu")
-    # bf16 on CPU runs channels-last (oneDNN's fast bf16 convolutions); fp32 keeps the default layout
+    # CPU runs channels-last in both dtypes (oneDNN NHWC convolutions)
     assert rbf.model.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
-    assert r32.model.unet.conv_in.weight.is_contiguous()
+    assert r32.model.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert rbf.describe()["dtype"] == "bf16" and r32.describe() == {**rbf.describe(), "dtype": "fp32"}
     assert Reconstructor.from_file(path).dtype == resolve_dtype("auto", "cpu")  # the default is the policy
     f = frames(1)

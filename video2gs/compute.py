@@ -8,9 +8,11 @@
   the channels-last GroupNorm kernel), the default layout otherwise.
 
 The CPU rule comes from ``benchmarks/bench_l4gm.py`` on an AVX512-BF16 CPU (AMD EPYC, 2 threads,
-random weights): bf16 + channels-last ran the L4GM ``small`` network at T = 4 about 3x faster than
-fp32, with front-view renders within 30-40 dB PSNR of fp32 (see README, "Precision"). Without
-native bf16 instructions bf16 is emulated and slower than fp32, so ``auto`` keeps fp32 there.
+random weights, a heavily shared machine): with 4D attention and channels-last in both dtypes, bf16
+ran ``tiny`` at T = 4 1.9x and ``small`` at T = 1 1.45x faster than fp32; bf16 outputs of a random
+micro model render within 41-47 dB PSNR of fp32 at the front view (``tests/test_l4gm_precision.py``).
+On CPUs without native bf16 (not measured here: PyTorch then emulates bf16 arithmetic) ``auto``
+keeps fp32.
 """
 
 from __future__ import annotations

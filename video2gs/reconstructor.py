@@ -45,7 +45,7 @@ class Reconstructor:
     ``model`` is moved to ``device`` (a name for :func:`video2gs.compute.resolve_device`, default:
     where it is) and cast to ``dtype`` (:func:`video2gs.compute.resolve_dtype`; ``"auto"``: bf16 on
     CUDA and on CPUs with native bf16, fp32 elsewhere), in the memory format
-    :func:`video2gs.compute.memory_format` picks (channels-last for bf16 on CPU). ``.device`` and
+    :func:`video2gs.compute.memory_format` picks (channels-last on CPU). ``.device`` and
     ``.dtype`` say what actually runs (:meth:`describe` for a manifest). ``compile=True`` routes the
     network through ``torch.compile``. Results are returned float32 on ``output_device`` (default
     CPU, so callers can stream them to disk while the next chunk runs; pass ``None`` to keep them on

@@ -60,7 +60,7 @@ class L4GM(nn.Module):
 
     def set_memory_format(self, memory_format: torch.memory_format) -> "L4GM":
         """Lay convolution weights and the images out as ``memory_format`` (``torch.channels_last``:
-        NHWC, the layout oneDNN's bf16 convolutions want; every block keeps its input's format)."""
+        NHWC, on which oneDNN runs CPU convolutions fastest; every block keeps its input's format)."""
         self.to(memory_format=memory_format)
         self.memory_format = memory_format
         return self
