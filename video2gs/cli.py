@@ -81,6 +81,10 @@ def _register_commands() -> None:
     app.command("export")(export_cmd.export)
 
 
+    from video2gs.commands import train as train_cmd
+
+    app.command("train", cls=train_cmd._MultiValueCommand, epilog=train_cmd._EPILOG)(train_cmd.train)
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is so cleanup runs as for Ctrl-C."""
 

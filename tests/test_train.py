@@ -1,0 +1,193 @@
+"""`video2gs train`: a micro L4GM overfits one clip, resume is exact, freezing holds, accelerate
+launches it, and the checkpoint loads in `reconstruct`. All on CPU, seeded, on a clip rendered here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from video2gs import cli
+from video2gs.errors import UserError
+from video2gs.metrics.fixtures import random_object, spin, write_render_clip
+from video2gs.nn.checkpoint import read_state_dict
+from video2gs.progress import Reporter
+from video2gs.train import state
+from video2gs.train.config import load_config
+from video2gs.train.trainer import Run
+
+# A micro network at 32² (1,024 Gaussians per frame), supervision at 32², no LPIPS: about a second a step.
+SMALL = {
+    "model": "micro", "input_size": 32, "init": "none", "data.output_size": 32, "data.num_frames": 1,
+    "data.num_views": 5, "data.num_workers": 0, "data.prob_grid_distortion": 0.0, "loss.lpips": 0.0,
+    "optim.warmup_steps": 2, "log.every": 1, "log.val_every": 0, "log.grid_every": 0, "log.checkpoint_every": 0,
+    "log.tensorboard": False,
+}
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    g = random_object(1500, seed=1)
+    views = [(0.0, 45.0 * k) for k in range(8)] + [(20.0, 30.0), (10.0, 160.0)]
+    return write_render_clip(tmp_path_factory.mktemp("clip") / "blob", [g, spin(g, 20.0)], views=views, size=32,
+                             write_gt=False, backend="torch")
+
+
+def _cfg(clip: Path, **extra):
+    return load_config("l4gm-recon", {**SMALL, "data.dirs": [str(clip)], **extra})
+
+
+def _cli(capsys, *argv) -> tuple[int, str]:
+    """``video2gs ARGV`` in-process: (exit code, stdout + stderr)."""
+    try:
+        cli.main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def _lines(run: Path, split: str = "train") -> list[dict]:
+    return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["split"] == split]
+
+
+def test_micro_model_overfits_one_clip(clip, tmp_path):
+    run = Run(_cfg(clip, **{"train.steps": 30, "optim.lr": 3e-3, "data.shuffle_input": False}), tmp_path / "run")
+    before = run.validate()
+    summary = run.train(Reporter(quiet=True))
+    losses = [r["loss"] for r in _lines(tmp_path / "run")]
+    assert len(losses) == 30
+    assert sum(losses[-3:]) / 3 <= 0.5 * losses[0], losses
+    gain = summary.val["novel"]["psnr"] - before["novel"]["psnr"]
+    assert gain >= 3.0, (before, summary.val)
+    meta = state.read_metadata(summary.checkpoint)
+    assert meta["step"] == 30 and meta["side_views"] == "reference" and meta["network"]["input_size"] == 32
+
+
+def test_resume_gives_the_same_weights_as_one_run(clip, tmp_path):
+    cfg = _cfg(clip, **{"train.steps": 4, "data.prob_grid_distortion": 0.5, "train.grad_accum": 2})
+    Run(cfg, tmp_path / "whole").train(Reporter(quiet=True))
+
+    part = tmp_path / "part"
+    run = Run(cfg, part)
+    calls = {"n": 0}
+    step = run.optimizer.step  # Ctrl-C arrives during the third optimizer step
+
+    def interrupting_step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return step(*a, **k)
+
+    run.optimizer.step = interrupting_step
+    summary = run.train(Reporter(quiet=True))
+    assert summary.interrupted and summary.step == 2
+    assert state.read_metadata(state.latest(part))["step"] == 2
+    with pytest.raises(UserError, match="already holds a training run"):
+        Run(cfg, part)
+    Run(cfg, part, resume=True).train(Reporter(quiet=True))
+
+    a = read_state_dict(tmp_path / "whole" / "checkpoint" / "model.safetensors")
+    b = read_state_dict(part / "checkpoint" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    assert [r["loss"] for r in _lines(tmp_path / "whole")] == [r["loss"] for r in _lines(part)]
+
+
+def test_frozen_parameters_do_not_change(clip, tmp_path):
+    cfg = _cfg(clip, **{"train.steps": 3, "freeze": ["*", "!*.t_attns.*"], "data.num_frames": 2})
+    run = Run(cfg, tmp_path / "run")
+    before = {k: v.clone() for k, v in run.model.state_dict().items()}
+    run.train(Reporter(quiet=True))
+    after = run.model.state_dict()
+    frozen = [k for k in before if ".t_attns." not in k]
+    temporal = [k for k in before if ".t_attns." in k and k.endswith("weight")]
+    assert frozen and temporal
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in temporal)
+
+
+def test_config_errors_name_the_key(clip):
+    with pytest.raises(UserError, match="optim.lrr"):
+        load_config("l4gm-recon", ["optim.lrr=1e-4"])
+    with pytest.raises(UserError, match="optim.lr: expected float"):
+        load_config("l4gm-recon", ["optim.lr=fast"])
+    with pytest.raises(UserError, match="side_views"):
+        load_config("l4gm-recon", ["data.side_views=grey"])
+    cfg = load_config("l4gm-interp", ["optim.lr=1e-4", "data.dirs=['a', 'b']"])
+    assert cfg["optim.lr"] == 1e-4 and cfg["data.num_frames"] == 4 and cfg["data.dirs"] == ["a", "b"]
+    assert cfg["optim.betas"] == [0.9, 0.95] and cfg["optim.weight_decay"] == 0.05 and cfg["loss.lpips_size"] == 256
+
+
+def test_bad_data_and_init_are_one_line_errors(clip, tmp_path, capsys):
+    args = ["train", "l4gm-recon", "-o", str(tmp_path / "r"), "--set", "model=micro", "init=none"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for data, msg in ((tmp_path / "missing", "not found"), (empty, "is empty")):
+        code, out = _cli(capsys, *args, "--data", data)
+        assert code == 1 and msg in out and "Traceback" not in out
+    # an LGM-tiny-sized file is another architecture than the micro network
+    from video2gs.testing import write_random_l4gm
+
+    other = write_random_l4gm(tmp_path / "tiny.safetensors", "tiny")
+    with pytest.raises(UserError, match="do not match"):
+        Run(_cfg(clip, **{"train.steps": 3, "init": str(other)}), tmp_path / "r2")
+
+
+def test_corrupt_sample_is_skipped_or_strict(clip, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(clip, bad)
+    (bad / "000" / "img" / "000.png").write_bytes(b"not a png")
+    cfg = _cfg(clip, **{"train.steps": 3, "data.shuffle_input": False, "data.dirs": [str(clip), str(bad)]})
+    summary = Run(cfg, tmp_path / "run").train(Reporter(quiet=True))
+    assert summary.step == 3 and summary.skipped >= 1
+    assert state.read_metadata(summary.checkpoint)["skipped"] == summary.skipped
+    cfg.set("data.strict", True)
+    with pytest.raises(UserError, match="corrupt sample bad"):
+        Run(cfg, tmp_path / "run2").train(Reporter(quiet=True))
+    cfg = _cfg(bad, **{"train.steps": 3, "data.shuffle_input": False})
+    with pytest.raises(UserError, match="no readable sample"):
+        Run(cfg, tmp_path / "run3").train(Reporter(quiet=True))
+
+
+def test_accelerate_launch_and_reconstruct_load_the_checkpoint(clip, tmp_path, capsys):
+    pytest.importorskip("accelerate")
+    run = tmp_path / "run"
+    sets = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in SMALL.items()] + ["train.steps=3", "data.side_views=blank"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "video2gs", "train", "l4gm-recon",
+           "--data", str(clip), "-o", str(run), "-q", "--set", *sets]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    meta = state.read_metadata(run / "checkpoint")
+    assert meta["step"] == 3 and meta["side_views"] == "blank" and meta["processes"] == 1
+
+    out = tmp_path / "recon"
+    code, text = _cli(capsys, "reconstruct", clip / "000" / "img", "-o", out, "--views", "none", "--segment", "none", "--model",
+                      run / "checkpoint" / "model.safetensors", "--no-interpolate", "--no-render", "--fps", "8", "-q")
+    assert code == 0, text
+    assert len(list((out / "gaussians").glob("*.ply"))) == 2
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(clip, tmp_path):
+    run = Run(_cfg(clip, **{"train.steps": 3, "log.checkpoint_every": 1}), tmp_path / "run")
+    real, calls = run.criterion.forward, {"n": 0}
+
+    def poisoned(gaussians, batch):  # the second step's loss is NaN
+        calls["n"] += 1
+        loss, terms, pred = real(gaussians, batch)
+        return (loss * float("nan") if calls["n"] == 2 else loss), terms, pred
+
+    run.criterion.forward = poisoned
+    with pytest.raises(UserError, match=r"NaN/inf at step 2.*\(step 1\)"):
+        run.train(Reporter(quiet=True))
+    assert state.read_metadata(state.latest(tmp_path / "run"))["step"] == 1

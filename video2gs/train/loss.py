@@ -1,0 +1,70 @@
+"""The reference's training loss: render the predicted Gaussians at every supervision view and compare.
+
+    loss = MSE(rgb, gt on white) + MSE(alpha, mask) + lpips · LPIPS-VGG(rgb↓, gt↓)
+
+over B·T frames × V views; ``↓`` = bilinear to ``lpips_size`` (256 in the reference), the LPIPS
+module maps [0, 1] to [-1, 1]. Rendering goes through :func:`video2gs.render.render` on a white
+background: ``backend="auto"`` takes gsplat on CUDA and the differentiable torch backend on the CPU
+(it sees that gradients are needed), so there is one code path for both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from video2gs.camera import Cameras
+from video2gs.metrics.image import psnr
+from video2gs.render import render
+
+
+@dataclass
+class Rendered:
+    rgb: torch.Tensor  # [B·N, 3, H, W] in [0, 1]
+    alpha: torch.Tensor  # [B·N, 1, H, W]
+
+
+def render_views(gaussians: torch.Tensor, c2w: torch.Tensor, size: int, backend: str = "auto") -> Rendered:
+    """gaussians [B·T, G, 14] (activated), c2w [B, T·V, 4, 4] frame-major -> renders of every view."""
+    frames = gaussians.shape[0]
+    views = c2w.shape[0] * c2w.shape[1] // frames
+    cams = c2w.reshape(frames, views, 4, 4)
+    rgb, alpha = [], []
+    for f in range(frames):
+        out = render(gaussians[f], Cameras(cams[f]), size, size, background=(1.0, 1.0, 1.0), backend=backend)
+        rgb.append(out.rgb)
+        alpha.append(out.alpha)
+    return Rendered(torch.cat(rgb).permute(0, 3, 1, 2), torch.cat(alpha).permute(0, 3, 1, 2))
+
+
+class Criterion(torch.nn.Module):
+    """Loss and logged terms of one batch; ``lpips`` is a frozen :class:`video2gs.metrics.LPIPS` or None."""
+
+    def __init__(self, lpips: torch.nn.Module | None, lpips_weight: float = 1.0, lpips_size: int = 256,
+                 backend: str = "auto"):
+        super().__init__()
+        self.lpips = lpips
+        self.lpips_weight = float(lpips_weight) if lpips is not None else 0.0
+        self.lpips_size = int(lpips_size)
+        self.backend = backend
+
+    def forward(self, gaussians: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict, Rendered]:
+        """gaussians [B·T, G, 14], batch from :mod:`video2gs.train.data` -> (loss, terms, renders)."""
+        gt_rgb = batch["images_output"].flatten(0, 1).float()  # [B·N, 3, H, W]
+        gt_mask = batch["masks_output"].flatten(0, 1).float()  # [B·N, 1, H, W]
+        pred = render_views(gaussians.float(), batch["c2w"].float(), gt_rgb.shape[-1], self.backend)
+        mse_rgb = F.mse_loss(pred.rgb, gt_rgb)
+        mse_alpha = F.mse_loss(pred.alpha, gt_mask)
+        loss = mse_rgb + mse_alpha
+        terms = {"mse_rgb": mse_rgb.detach(), "mse_alpha": mse_alpha.detach()}
+        if self.lpips_weight > 0:
+            size = (self.lpips_size, self.lpips_size)
+            lp = self.lpips(F.interpolate(pred.rgb, size=size, mode="bilinear", align_corners=False),
+                            F.interpolate(gt_rgb, size=size, mode="bilinear", align_corners=False)).mean()
+            loss = loss + self.lpips_weight * lp
+            terms["lpips"] = lp.detach()
+        terms["psnr"] = psnr(pred.rgb.detach().clamp(0, 1), gt_rgb).mean()
+        terms["loss"] = loss.detach()
+        return loss, terms, pred
