@@ -22,7 +22,8 @@ BLACK = (0.0, 0.0, 0.0)
 # On a loaded CPU (load average above ~10 on this 2-core machine) viser's client sometimes keeps
 # showing the previous frame after a change, although the server sent the new one (the server's
 # state, the input frame and the picture change are still checked strictly); seen with viser 1.1.1
-# and software WebGL. Such a run is marked xfail with this reason instead of failing.
+# and software WebGL. On an overloaded CPU (load > 2 per core) such a run is marked xfail with this reason;
+# elsewhere a low IoU fails.
 STALE = "viser's client stayed on an earlier frame under CPU load (known, see STALE in this file)"
 # viser's client (1.0.30 and 1.1.1 alike) logs this once when the camera moves with Gaussian splats in
 # the scene, from three.js frustum culling of its splat object; a bare ViserServer with one
