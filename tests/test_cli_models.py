@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-import typer
+
+from conftest import cli_with
 
 from video2gs import cli, weights
 from video2gs.commands import download as download_cmd
@@ -33,30 +34,13 @@ def env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def run(monkeypatch, capsys):
-    """cli.main with only these two commands registered (other command modules may be in flux)."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    """cli.main with only these two commands registered."""
 
-    @app.callback()
-    def _root():
-        pass
-
-    def register():
+    def register(app):
         app.command("models")(models_cmd.models)
         app.command("download")(download_cmd.download)
 
-    monkeypatch.setattr(cli, "app", app)
-    monkeypatch.setattr(cli, "_register_commands", register)
-
-    def _run(*argv: str) -> tuple[int, str, str]:
-        try:
-            cli.main(list(argv))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return _run
+    return cli_with(monkeypatch, capsys, register)
 
 
 def row(out: str, name: str) -> str:

@@ -10,9 +10,8 @@ import json
 import numpy as np
 import pytest
 import torch
-import typer
 
-from video2gs import cli
+from conftest import cli_with
 from video2gs.commands import evaluate as evaluate_cmd
 from video2gs.data.layout import open_clip
 from video2gs.errors import UserError
@@ -197,27 +196,9 @@ def test_consistent4d_without_encoder_says_so(clip, clip_dir, monkeypatch, lpips
 # -- the command -------------------------------------------------------------------------------------
 @pytest.fixture
 def run(monkeypatch, capsys):
-    """cli.main with only `evaluate` registered (other command modules may be in flux)."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-    @app.callback()
-    def _root():
-        pass
-
-    monkeypatch.setattr(cli, "app", app)
-    monkeypatch.setattr(cli, "_register_commands", lambda: app.command("evaluate")(evaluate_cmd.evaluate))
+    """cli.main with only `evaluate` registered."""
     monkeypatch.setenv("COLUMNS", "200")
-
-    def _run(*argv) -> tuple[int, str, str]:
-        try:
-            cli.main(["evaluate", *(str(a) for a in argv)])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return _run
+    return cli_with(monkeypatch, capsys, lambda app: app.command("evaluate")(evaluate_cmd.evaluate), prefix=("evaluate",))
 
 
 def test_command_writes_json_csv_grid(run, clip_dir, tmp_path, lpips_weights, monkeypatch):

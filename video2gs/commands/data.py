@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import typer
-from typer.core import TyperCommand
 
+from video2gs.commands.multi_value import multi_value_command
 from video2gs.data.motions import MOTIONS, parse_motions
 from video2gs.errors import UserError
 from video2gs.progress import Reporter
@@ -26,27 +26,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-_MULTI = ("--objects", "--motions", "--animations")
-
-
-class _MultiValueCommand(TyperCommand):
-    """Lets ``--objects a b c`` mean ``--objects a --objects b --objects c`` (shell globs expand so)."""
-
-    def parse_args(self, ctx, args):
-        out, current = [], None
-        for arg in args:
-            if arg in _MULTI:
-                current = arg
-                continue
-            if arg.startswith("-"):
-                current = None
-                out.append(arg)
-                continue
-            if current is not None:
-                out.extend([current, arg])
-            else:
-                out.append(arg)
-        return super().parse_args(ctx, out)
+_MakeCommand = multi_value_command("--objects", "--motions", "--animations")
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -59,7 +39,7 @@ def _split(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
-@app.command("make", cls=_MultiValueCommand)
+@app.command("make", cls=_MakeCommand)
 def make(
     out: Path = typer.Argument(..., help="Dataset folder to create (or to resume: re-run the same command)."),
     objects: list[Path] = typer.Option(..., "--objects", help="Object files: .ply/.splat Gaussians, .md2 (animated, texture next to it), OBJ/GLB/glTF/PLY/STL/OFF meshes."),

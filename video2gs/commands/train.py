@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from video2gs.commands.multi_value import multi_value_command
+
 from video2gs.errors import UserError
 
 _EPILOG = (
@@ -25,23 +27,8 @@ _EPILOG = (
 )
 
 
-class _MultiValueCommand(typer.core.TyperCommand):
-    """``--data a b``, ``--freeze p q`` and ``--set k=v k2=v2``: several values after one flag."""
-
-    MULTI = ("--data", "--freeze", "--set")
-
-    def parse_args(self, ctx, args):
-        out, current = [], None
-        for arg in args:
-            if arg in self.MULTI:
-                current = arg
-                continue
-            if arg.startswith("-"):
-                current = None
-                out.append(arg)
-                continue
-            out.extend([current, arg] if current is not None else [arg])
-        return super().parse_args(ctx, out)
+# --data a b, --freeze p q, --set k=v k2=v2: several values after one flag
+_MultiValueCommand = multi_value_command("--data", "--freeze", "--set")
 
 
 def train(

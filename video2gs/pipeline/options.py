@@ -137,8 +137,21 @@ def _resume():
                   help="Continue an interrupted run in OUT from its last complete step (same options).")
 
 
+class _Options:
+    """What both verbs' option sets do the same way."""
+
+    def _validate_common(self) -> None:
+        check_fields(self)
+        if self.overwrite and self.resume:
+            raise OptionError("overwrite", "and --resume exclude each other")
+
+    def result_options(self) -> dict:
+        """The options whose change alters the results (``--resume`` refuses to mix them)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("result")}
+
+
 @dataclass
-class ReconstructOptions:
+class ReconstructOptions(_Options):
     """Every option of ``video2gs reconstruct`` (recorded verbatim in the manifest)."""
 
     input: str = option(argument=True, metavar="INPUT",
@@ -202,20 +215,14 @@ class ReconstructOptions:
     resume: bool = _resume()
 
     def validate(self) -> "ReconstructOptions":
-        check_fields(self)
+        self._validate_common()
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise OptionError("end", f"({self.end}) must be after --start ({self.start})")
-        if self.overwrite and self.resume:
-            raise OptionError("overwrite", "and --resume exclude each other")
         return self
-
-    def result_options(self) -> dict:
-        """The options whose change alters the results (``--resume`` refuses to mix them)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("result")}
 
 
 @dataclass
-class InterpolateOptions:
+class InterpolateOptions(_Options):
     """Every option of ``video2gs interpolate``."""
 
     output: str = option(argument=True, metavar="OUT", help="A folder written by `video2gs reconstruct`.")
@@ -233,16 +240,11 @@ class InterpolateOptions:
     def validate(self) -> "InterpolateOptions":
         from video2gs.pipeline.chunks import INTERP_FACTOR
 
-        check_fields(self)
+        self._validate_common()
         if self.factor != INTERP_FACTOR:
             raise OptionError("factor", f"{self.factor}: the interpolation model inserts exactly 2 frames between keys; "
                                         f"only --factor {INTERP_FACTOR} is supported")
-        if self.overwrite and self.resume:
-            raise OptionError("overwrite", "and --resume exclude each other")
         return self
-
-    def result_options(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("result")}
 
 
 def check_fields(opts) -> None:

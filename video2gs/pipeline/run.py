@@ -324,7 +324,7 @@ def run_interpolate(opts: InterpolateOptions, rep: Reporter) -> Summary:
         check_backend(opts.backend)
     with about("model"):
         interp, record = load_reconstructor(opts.model, device, opts.dtype, "interpolation")
-    run = run_folder.begin(root, "interpolate", {"model": opts.model}, resume=opts.resume, overwrite=opts.overwrite)
+    run = run_folder.begin(root, "interpolate", opts.result_options(), resume=opts.resume, overwrite=opts.overwrite)
     if run is None:
         rep.info(f"{root / X3_DIR} is already complete; nothing to do")
         return Summary(root, n, n, (n - 1) * 3 + 1, manifest["x3"]["fps"], {}, [], True, already_complete=True)
@@ -334,7 +334,7 @@ def run_interpolate(opts: InterpolateOptions, rep: Reporter) -> Summary:
     m = run.manifest
     with run_folder.guard(run, created_root=False):
         x3_fps = round(m["fps"] * 3, 6)
-        m["x3"] = {"fps": x3_fps, "identity": {"model": opts.model}}
+        m["x3"] = {"fps": x3_fps, "identity": opts.result_options()}
         m["models"] = [r for r in m.get("models", []) if r.get("role") != "interpolation"] + [record]
         if not run.progress.get("interpolated"):
             interpolate_stage(run, interp, rep, up=m.get("up", "-y"), min_opacity=m.get("options", {}).get("min_opacity", PRUNE_OPACITY),
