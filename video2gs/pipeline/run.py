@@ -12,6 +12,8 @@ swaps the finished run in. This module composes the stage modules; it holds no m
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +21,8 @@ from pathlib import Path
 import torch
 
 from video2gs.compute import resolve_device
-from video2gs.gaussians import PRUNE_OPACITY
 from video2gs.errors import UserError
+from video2gs.gaussians import PRUNE_OPACITY
 from video2gs.pipeline import run_folder
 from video2gs.pipeline.options import InterpolateOptions, ReconstructOptions, about
 from video2gs.pipeline.prepare import IMAGE_SIZE, file_size, prepare_frames
@@ -68,8 +70,6 @@ def model_record(name: str, path: Path, role: str) -> dict:
 
     path = Path(path)
     if path.is_dir():
-        import hashlib
-
         h = hashlib.sha256()
         for f in sorted(p for p in path.rglob("*") if p.is_file()):
             h.update(f"{f.relative_to(path)}\0{sha256_file(f)}\n".encode())
@@ -292,8 +292,6 @@ def _reconstruct(opts: ReconstructOptions, plan: ReconstructPlan, run: RunFolder
     for k, v in rep.timings.items():
         timings[k] = round(timings.get(k, 0.0) + v, 3)
     timings["total"] = round(timings.get("total", 0.0) + time.perf_counter() - t0, 3)
-    import shutil
-
     shutil.rmtree(run.work, ignore_errors=True)
     run.commit()
     videos = [run.root / run_folder.VIDEOS_DIR / p.name for p in videos]

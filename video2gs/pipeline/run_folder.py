@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,13 +160,6 @@ def _finish_swap(root: Path) -> None:
         pass
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
-
-
 def recover(root: Path) -> None:
     """Finish a swap that was interrupted (its journal is still there); no-op otherwise."""
     if _journal(root).is_file():
@@ -183,8 +177,6 @@ def check_output(root: Path) -> Path:
         probe = probe.parent
     if not probe.is_dir():
         raise UserError(f"output {root}: {probe} is not a folder")
-    import os
-
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"output {root}: {probe} is not writable")
     return root
