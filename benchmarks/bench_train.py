@@ -29,8 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# name -> (model, input size, supervision size, frames, views)
-CASES = {"micro": ("micro", 64, 64, 2, 6), "tiny": ("tiny", 256, 128, 1, 5)}
+# name -> (model, input size, supervision size, frames, views, LPIPS size)
+CASES = {"micro": ("micro", 64, 64, 2, 6, 256), "tiny": ("tiny", 256, 128, 1, 5, 256),
+         "demo": ("demo", 128, 128, 4, 8, 128), "demo-t2v6": ("demo", 128, 128, 2, 6, 128)}
 LPIPS_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "lpips" / "lpips_vgg_v0.1.safetensors"
 
 
@@ -44,19 +45,19 @@ def _case(name: str, precision: str, steps: int, workdir: Path) -> dict:
     from video2gs.train.loss import Criterion, render_views
     from video2gs.train.trainer import network_config
 
-    model_name, in_size, out_size, frames, views = CASES[name]
+    model_name, in_size, out_size, frames, views, lpips_size = CASES[name]
     clip = workdir / f"clip{out_size}-{frames}"
     if not (clip / "clip.json").exists():
         g = random_object(3000, seed=0)
         write_render_clip(clip, [spin(g, 10.0 * t) for t in range(frames)], size=out_size, write_gt=False)
     cfg = load_config("l4gm-recon", {"model": model_name, "input_size": in_size, "init": "none", "data.output_size": out_size,
-                                     "data.num_frames": frames, "data.num_views": views, "loss.lpips_size": 256})
+                                     "data.num_frames": frames, "data.num_views": views, "loss.lpips_size": lpips_size})
     torch.manual_seed(0)
     prec = Precision.resolve(precision, "cpu")
     model = L4GM(network_config(cfg)).set_memory_format(prec.memory_format).train()
     opt = torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.05, betas=(0.9, 0.95))
     lpips = load_lpips("vgg", LPIPS_FILE)
-    crit = Criterion(lpips, 1.0, 256)
+    crit = Criterion(lpips, 1.0, lpips_size)
     samples = TrainSamples(open_stores([clip]).train, sample_options(cfg, in_size), training=True, seed=0)
     batch = collate([samples[(0, 0)]])
     batch.pop("errors")
@@ -98,7 +99,7 @@ def _case(name: str, precision: str, steps: int, workdir: Path) -> dict:
         ((r.rgb - gt) ** 2).mean().backward()
 
     def lpips_part():
-        size = (256, 256)
+        size = (lpips_size, lpips_size)
         f = torch.nn.functional.interpolate
         lpips(f(rgb_det, size=size, mode="bilinear"), f(gt, size=size, mode="bilinear")).mean().backward()
 

@@ -193,3 +193,49 @@ def test_missing_tar_is_clear(data_home):
     (data_home / "random_clip" / "uid1.tar").unlink()
     with pytest.raises(UserError, match="no tar for random_clip/uid1"):
         TarStore.from_reference(data_home, "uid1")
+
+
+def test_recolour_fixes_white_and_keeps_composites_exact():
+    """A colour map that fixes white keeps 'object composited on white' true for the new colours
+    (M(a·c + (1-a)·1) = a·Mc + (1-a)·1), so the masks stay right; and it does change colours."""
+    from video2gs.data.augment import recolour, recolour_matrix
+
+    rng = np.random.default_rng(0)
+    mats = [recolour_matrix(rng) for _ in range(20)]
+    for M in mats:
+        torch.testing.assert_close(M @ torch.ones(3), torch.ones(3), atol=1e-6, rtol=0)
+    assert max(float((M - torch.eye(3)).abs().max()) for M in mats) > 0.3
+    colour = torch.tensor([0.8, 0.3, 0.2]).view(1, 3, 1, 1).expand(1, 3, 4, 4)
+    alpha = torch.linspace(0, 1, 16).view(1, 1, 4, 4)
+    composite = alpha * colour + (1 - alpha)
+    M = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6]])  # rows sum to 1, inside [0, 1]
+    torch.testing.assert_close(recolour(composite, M), alpha * recolour(colour.clone(), M) + (1 - alpha))
+
+
+def test_recolour_applies_one_map_to_every_image_of_a_sample(data_home):
+    store = TarStore.from_reference(data_home, "uid1")
+    plain = build_sample(store, _opts(), np.random.default_rng(3), training=True)
+    recol = build_sample(store, _opts(prob_recolour=1.0), np.random.default_rng(3), training=True)
+    a, b = plain["images_output"], recol["images_output"]  # [N, 3, H, W]
+    assert (a - b).abs().max() > 0.05
+    torch.testing.assert_close(recol["masks_output"], plain["masks_output"])
+    # one linear map for all N images: least squares on every pixel fits with a tiny residual
+    x, y = a.permute(0, 2, 3, 1).reshape(-1, 3).double(), b.permute(0, 2, 3, 1).reshape(-1, 3).double()
+    inside = (y > 0.01).all(1) & (y < 0.99).all(1)  # away from the clip to [0, 1]
+    sol = torch.linalg.lstsq(x[inside], y[inside]).solution
+    assert float((x[inside] @ sol - y[inside]).abs().max()) < 1e-3
+    # evaluation never recolours
+    ev = build_sample(store, _opts(prob_recolour=1.0), np.random.default_rng(3), training=False)
+    ev0 = build_sample(store, _opts(), np.random.default_rng(3), training=False)
+    torch.testing.assert_close(ev["images_output"], ev0["images_output"])
+
+
+def test_random_start_windows_cover_the_clip(data_home):
+    store = TarStore.from_reference(data_home, "uid1")
+    T = 2
+    starts = {int(build_sample(store, _opts(num_frames=T, random_start=True), np.random.default_rng(s), training=True)
+                  ["frame_ids"][0]) for s in range(40)}
+    assert starts == set(range(store.num_frames - T + 1))
+    fixed = build_sample(store, _opts(num_frames=T), np.random.default_rng(1), training=True)["frame_ids"].tolist()
+    ev = build_sample(store, _opts(num_frames=T, random_start=True), np.random.default_rng(1), training=False)
+    assert fixed == ev["frame_ids"].tolist() == list(range(T))

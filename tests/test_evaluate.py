@@ -264,3 +264,49 @@ def test_bad_input_is_one_line(run, clip_dir, tmp_path):
     assert "--protocol" in _one_error(*run(clip_dir / "gt", "--gt", clip_dir, "--protocol", "x", *common)[::2])
     assert "no view 42" in _one_error(*run(clip_dir / "gt", "--gt", clip_dir, "--views", "0,42", "--out", tmp_path / "o", *common)[::2])
     assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("offset, fovy", [((0.0, 0.0), 49.1), ((0.18, -0.12), 49.1), ((-0.1, 0.15), 40.0)])
+def test_uncrop_maps_the_reconstruct_crop_back_to_the_clip_camera(offset, fovy):
+    """What the network sees is the crop of the input frame. Gaussians that reproduce that crop in
+    L4GM's camera, mapped by uncrop_transform, must be the object the clip's camera filmed: render
+    the object off-centre in the clip camera, crop the frame as reconstruct does, then check that
+    the *inverse* map of the object renders that crop: same centre (a sign slip moves it), same size
+    (a wrong zoom resizes it). Weak perspective is not exact (the object's depth scales too), so
+    the silhouettes agree to a few pixels, not to the pixel."""
+    from video2gs.camera import FOVY_DEG, Cameras, orbit_camera
+    from video2gs.metrics.evaluate import uncrop_transform
+    from video2gs.preprocess.crop import ClipCrop, mask_box
+    from video2gs.render import render
+
+    g = random_object(2500, seed=3)
+    g = g.transform(torch.eye(3), torch.tensor([offset[0], offset[1], 0.0]), scale=0.6)  # small and off-centre
+    front = torch.from_numpy(orbit_camera(0.0, 0.0)).float()
+    size = 160
+    seen = render(g, Cameras(front[None], fovy_deg=fovy), size, size, backend="torch")
+    rgb = (seen.rgb[0].numpy() * 255).round().astype(np.uint8)
+    mask = (seen.alpha[0, ..., 0].numpy() > 0.5).astype(np.uint8) * 255
+    crop = ClipCrop.from_boxes([mask_box(mask)], (size, size), size=256)
+    canvas = crop.apply(rgb, mask)  # [256, 256, 4], what reconstruct writes to input/
+    target = canvas[..., 3] > 127
+
+    def silhouette(m: float, shift: np.ndarray) -> np.ndarray:
+        as_reconstructed = g.transform(torch.eye(3), -torch.from_numpy(shift).float() / m, scale=1.0 / m)
+        out = render(as_reconstructed, Cameras(front[None], fovy_deg=FOVY_DEG), 256, 256, backend="torch")
+        return out.alpha[0, ..., 0].numpy() > 0.5
+
+    def centre_and_size(sil: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ys, xs = np.nonzero(sil)
+        return np.array([xs.mean(), ys.mean()]), np.array([np.ptp(xs), np.ptp(ys)], dtype=float)
+
+    m, shift = uncrop_transform(crop.to_dict(), fovy)
+    want_c, want_s = centre_and_size(target)
+    got_c, got_s = centre_and_size(silhouette(m, shift))
+    assert np.abs(got_c - want_c).max() < 3.0, (got_c, want_c, m, shift)
+    assert np.abs(got_s / want_s - 1.0).max() < 0.1, (got_s, want_s, m)
+    # the check can fail: without the map (or with the shift's sign flipped) the silhouette is elsewhere
+    wrong_c, wrong_s = centre_and_size(silhouette(1.0, np.zeros(3)))
+    assert np.abs(wrong_c - want_c).max() > 6.0 or np.abs(wrong_s / want_s - 1.0).max() > 0.2
+    if abs(offset[0]) + abs(offset[1]) > 0:
+        flipped_c, _ = centre_and_size(silhouette(m, shift * np.array([-1.0, -1.0, 1.0])))
+        assert np.abs(flipped_c - want_c).max() > 6.0

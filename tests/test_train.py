@@ -176,6 +176,18 @@ def test_accelerate_launch_and_reconstruct_load_the_checkpoint(clip, tmp_path, c
                       run / "checkpoint" / "model.safetensors", "--no-interpolate", "--no-render", "--fps", "8", "-q")
     assert code == 0, text
     assert len(list((out / "gaussians").glob("*.ply"))) == 2
+    # the weights file itself says what the side views were, and so does an fp16 export of it
+    from video2gs.nn.checkpoint import load_model, trained_side_views
+    from video2gs.train.export import export_weights
+
+    assert trained_side_views(run / "checkpoint" / "model.safetensors") == "blank"
+    info = export_weights(run, tmp_path / "small.safetensors", "fp16")
+    assert info["side_views"] == "blank" and info["step"] == 3 and info["dtype"] == "fp16"
+    assert trained_side_views(tmp_path / "small.safetensors") == "blank"
+    a = load_model(run / "checkpoint" / "model.safetensors").state_dict()
+    b = load_model(tmp_path / "small.safetensors").state_dict()
+    assert all(torch.allclose(a[k], b[k], rtol=1e-3, atol=1e-4) for k in a)  # fp16 round trip
+    assert (tmp_path / "small.safetensors").stat().st_size < (run / "checkpoint" / "model.safetensors").stat().st_size * 0.6
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(clip, tmp_path):
@@ -191,3 +203,25 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(clip, tmp_path):
     with pytest.raises(UserError, match=r"NaN/inf at step 2.*\(step 1\)"):
         run.train(Reporter(quiet=True))
     assert state.read_metadata(state.latest(tmp_path / "run"))["step"] == 1
+
+
+def test_lpips_on_a_subset_of_views_is_deterministic_per_batch():
+    """loss.lpips_views = k: the LPIPS term sees k of the images, the same k for the same batch
+    (so --resume repeats it), others for another batch."""
+    from video2gs.train.loss import Criterion
+
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, a, b):
+            seen.append(a.shape[0])
+            return (a - b).abs().mean(dim=(1, 2, 3))
+
+    crit = Criterion(Recorder(), 1.0, 16, lpips_views=3)
+    batch = {"index": torch.tensor([4]), "view_ids": torch.tensor([0, 5, 9, 2]), "frame_ids": torch.tensor([0, 1])}
+    picks = [crit.lpips_subset(batch, 8).tolist() for _ in range(2)]
+    assert picks[0] == picks[1] and len(picks[0]) == 3 and len(set(picks[0])) == 3
+    other = crit.lpips_subset({**batch, "index": torch.tensor([5])}, 8).tolist()
+    assert other != picks[0] or crit.lpips_subset({**batch, "index": torch.tensor([6])}, 8).tolist() != picks[0]
+    assert Criterion(Recorder(), 1.0, 16, lpips_views=0).lpips_subset(batch, 8) is None
+    assert Criterion(Recorder(), 1.0, 16, lpips_views=8).lpips_subset(batch, 8) is None

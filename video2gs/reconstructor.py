@@ -15,7 +15,7 @@ import torch
 
 from video2gs import compute
 from video2gs.camera import INPUT_AZIMUTHS, input_view_rays
-from video2gs.nn.checkpoint import load_model
+from video2gs.nn.checkpoint import load_model, trained_side_views
 from video2gs.nn.configs import L4GMConfig
 from video2gs.nn.l4gm import L4GM
 
@@ -49,7 +49,9 @@ class Reconstructor:
     ``.dtype`` say what actually runs (:meth:`describe` for a manifest). ``compile=True`` routes the
     network through ``torch.compile``. Results are returned float32 on ``output_device`` (default
     CPU, so callers can stream them to disk while the next chunk runs; pass ``None`` to keep them on
-    the compute device).
+    the compute device). ``side_views`` says what the model saw as input views 1..3 in training
+    ("reference": real or generated side views, as the released models; "blank": white, as
+    ``reconstruct --views none``); :meth:`from_file` reads it from the file's metadata.
     """
 
     def __init__(
@@ -59,7 +61,9 @@ class Reconstructor:
         dtype: "str | torch.dtype" = "auto",
         compile: bool = False,
         output_device: "str | torch.device | None" = "cpu",
+        side_views: str = "reference",
     ):
+        self.side_views = side_views
         self.device = compute.resolve_device(device) if device is not None else model.device
         self.dtype = compute.resolve_dtype(dtype, self.device)
         if model.config.num_input_views != len(INPUT_AZIMUTHS):
@@ -85,7 +89,8 @@ class Reconstructor:
         """Load weights with :func:`~video2gs.nn.checkpoint.load_model` (strict) and wrap them."""
         dev = compute.resolve_device(device)
         model = load_model(path, config=config, device=dev, dtype=compute.resolve_dtype(dtype, dev), rot_norm=rot_norm)
-        return cls(model, device=dev, dtype=model.dtype, compile=compile, output_device=output_device)
+        return cls(model, device=dev, dtype=model.dtype, compile=compile, output_device=output_device,
+                   side_views=trained_side_views(path))
 
     def describe(self) -> dict:
         """What runs, for a manifest: ``{"device": "cpu", "dtype": "bf16", "cpu_bf16": "avx512_bf16"}``."""

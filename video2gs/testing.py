@@ -41,9 +41,13 @@ def random_l4gm(config: L4GMConfig | str = "micro", seed: int = 0) -> L4GM:
         return L4GM(cfg).eval()
 
 
-def write_random_l4gm(path: str | Path, config: L4GMConfig | str = "micro", seed: int = 0) -> Path:
-    """Save a random L4GM as official-layout safetensors at ``path``."""
-    return save_checkpoint(random_l4gm(config, seed), Path(path))
+def write_random_l4gm(path: str | Path, config: L4GMConfig | str = "micro", seed: int = 0,
+                      side_views: str = "reference") -> Path:
+    """Save a random L4GM as official-layout safetensors at ``path`` (``side_views``: what it claims
+    to have been trained with, see :data:`video2gs.nn.checkpoint.SIDE_VIEWS_METADATA_KEY`)."""
+    from video2gs.nn.checkpoint import SIDE_VIEWS_METADATA_KEY
+
+    return save_checkpoint(random_l4gm(config, seed), Path(path), metadata={SIDE_VIEWS_METADATA_KEY: side_views})
 
 
 def write_random_imagedream(folder: str | Path, seed: int = 0) -> Path:

@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 
 _MakeCommand = multi_value_command("--objects", "--motions", "--animations")
+_PreviewCommand = multi_value_command("--views", "--frames")
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -91,7 +92,7 @@ def make(
     )
 
 
-@app.command("preview")
+@app.command("preview", cls=_PreviewCommand)
 def preview(
     clip: Path = typer.Argument(..., help="A clip folder of a dataset (DATASET/<object>-<motion>)."),
     output: Path = typer.Option(None, "--output", "-o", help="PNG to write (default: <clip name>-preview.png in the current folder)."),

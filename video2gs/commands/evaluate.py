@@ -18,6 +18,9 @@ _EPILOG = (
     "[bold]Views[/]: the clip's input view (the camera of its input video, from clip.json) is reported apart from "
     "the novel views. The prediction is taken to be in L4GM's frame (input camera = front camera: azimuth 0, "
     "elevation 0, radius 1.5); the clip's cameras are rotated so that its input view is that camera.\n\n"
+    "[bold]Crop[/]: reconstruct sees the video through one square crop (the object at 80 % of it); an output "
+    "folder whose manifest records that crop is first scaled and shifted back to the uncropped input camera "
+    "(weak perspective), so that it is judged in the clip's cameras; --keep-crop skips this.\n\n"
     "[bold]Baselines[/]: billboard = the input view's pixels as one flat layer of Gaussians facing the input "
     "camera; static = frame 0 repeated (the prediction's, or the clip's ground truth without PRED). With "
     "--baseline, PRED may be omitted (then give --out).\n\n"
@@ -67,6 +70,8 @@ def evaluate(
     clip_model: Path | None = typer.Option(None, "--clip-model", help="ImageDream model folder whose image_encoder gives CLIP similarity (default: the registry's imagedream, if on disk)."),
     backend: str = typer.Option("auto", "--backend", help="Renderer backend: auto, torch, numba, gsplat, dgr."),
     device: str | None = typer.Option(None, "--device", help="Torch device for rendering and metrics, e.g. cpu or cuda."),
+    keep_crop: bool = typer.Option(False, "--keep-crop", help="Compare a reconstruct output as reconstructed, without "
+                                   "undoing its input crop (default: mapped back to the clip's cameras, see below)."),
     details: bool = typer.Option(False, "--details", help="Also print per-view tables."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or tables; only the summary line."),
 ) -> None:
@@ -107,7 +112,7 @@ def evaluate(
 
     clip = open_clip(gt, fps=gt_fps)
     seq = Sequence.open(pred) if pred is not None else None
-    methods = [prediction_method(seq, clip)] if seq is not None else []
+    methods = [prediction_method(seq, clip, keep_crop=keep_crop)] if seq is not None else []
     chosen_input = input_view_of(clip, input_view)
     methods += baseline_methods(baseline, clip, methods[0] if methods else None, chosen_input)
     folder = out if out is not None else (seq.root if seq.kind != "file" else seq.root.parent)

@@ -13,7 +13,7 @@ from video2gs.commands.multi_value import multi_value_command
 from video2gs.errors import UserError
 
 _EPILOG = (
-    "[bold]Config[/]: a preset (l4gm-recon, l4gm-interp, lgm) or a TOML file (`preset = \"NAME\"` picks the "
+    "[bold]Config[/]: a preset (l4gm-recon, l4gm-interp, lgm, demo) or a TOML file (`preset = \"NAME\"` picks the "
     "base); `--show-config` prints every key. `--set KEY=VALUE` overrides any key (TOML values, bare words are "
     "strings); an unknown key is an error.\n\n"
     "[bold]Output[/]: RUN/checkpoint/ (model.safetensors in the official layout, training_state.pt, "
@@ -32,7 +32,7 @@ _MultiValueCommand = multi_value_command("--data", "--freeze", "--set")
 
 
 def train(
-    config: str = typer.Argument(..., help="Preset (l4gm-recon, l4gm-interp, lgm) or a TOML config file."),
+    config: str = typer.Argument(..., help="Preset (l4gm-recon, l4gm-interp, lgm, demo) or a TOML config file."),
     data: list[Path] = typer.Option([], "--data", help="Data folders: `video2gs data make` datasets, clip folders, the reference's DATA_HOME with tars (several after one flag)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Run folder (checkpoints, metrics.jsonl, grids)."),
     set_: list[str] = typer.Option([], "--set", help="Override config keys: --set optim.lr=1e-4 train.steps=500 (TOML values)."),

@@ -7,7 +7,8 @@ views per frame: ``num_input_views`` (4) network inputs followed by extra superv
    (not necessarily 90° apart), the extras a random permutation of the random views. Otherwise the
    inputs are the fixed views at azimuth 0/90/180/270 (every quarter of the fixed list) and the extras
    the random views in order. Too few views: the last one is repeated (the reference warns too).
-2. **Frames.** ``mode="recon"``: t = 0..T-1. ``mode="interp"``: T consecutive frames from a random
+2. **Frames.** ``mode="recon"``: t = 0..T-1 (with ``random_start``, training only: T consecutive
+   frames from a random start, so clips longer than T are seen whole). ``mode="interp"``: T consecutive frames from a random
    start in [0, min(24, frames) - T) (the reference's 24-frame interp clips: [0, 20) for T = 4).
 3. **Poses.** ``c2w = camera.user_orbit(elevation, azimuth, radius)`` (Blender elevation, i.e. the
    reference's ``orbit_camera(-elevation, azimuth)``), then every pose is left-multiplied by
@@ -15,7 +16,8 @@ views per frame: ``num_input_views`` (4) network inputs followed by extra superv
    canonical front camera ``orbit_camera(0, 0, radius)``.
 4. **Inputs** (bilinear to ``input_size``): training only, with probability ``prob_grid_distortion``
    every frame's input views 1..3 are grid-distorted, with ``prob_cam_jitter`` their poses jittered
-   (``camera.orbit_jitter``). Then ``mode="recon"`` masks: views 1..3 of frames >= 1 take frame 0's
+   (``camera.orbit_jitter``); with ``prob_recolour`` every image of the sample (inputs and
+   supervision) goes through one random colour map (:func:`~video2gs.data.augment.recolour`). Then ``mode="recon"`` masks: views 1..3 of frames >= 1 take frame 0's
    images **and** poses; ``mode="interp"``: frames 1..T-2 (all 4 views) become lerps of the first and
    last frame (weights t / (T-1)), and the poses are masked as in recon. Supervision is never masked.
 5. The 9-channel network input comes from :func:`video2gs.reconstructor.network_input` (ImageNet
@@ -50,7 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from video2gs.camera import FOVY_DEG, RADIUS, dgr_matrices, front_normalisation, orbit_jitter, plucker_rays, user_orbit
-from video2gs.data.augment import grid_distortion
+from video2gs.data.augment import grid_distortion, recolour, recolour_matrix
 from video2gs.errors import UserError
 from video2gs.reconstructor import network_input
 
@@ -75,6 +77,8 @@ class SampleOptions:
     prob_cam_jitter: float = 0.0
     grid_strength: float = 0.5
     jitter_strength: float = 0.1
+    prob_recolour: float = 0.0  # ours, not the reference's: see video2gs.data.augment
+    random_start: bool = False  # recon mode: a random window of T frames instead of 0..T-1
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -106,13 +110,14 @@ def choose_views(store, opts: SampleOptions, rng: np.random.Generator, training:
     return views
 
 
-def choose_frames(store, opts: SampleOptions, rng: np.random.Generator) -> list[int]:
-    """Frame indices: recon t = 0..T-1; interp T consecutive from a random start."""
+def choose_frames(store, opts: SampleOptions, rng: np.random.Generator, training: bool = True) -> list[int]:
+    """Frame indices: recon t = 0..T-1 (or a random window); interp T consecutive from a random start."""
     T = opts.num_frames
     if store.num_frames < T:
         raise UserError(f"{store.name}: {store.num_frames} frames, the sample needs {T}")
     if opts.mode == "recon":
-        return list(range(T))
+        start = int(rng.integers(store.num_frames - T + 1)) if training and opts.random_start else 0
+        return list(range(start, start + T))
     span = min(INTERP_MAX_FRAMES, store.num_frames) - T
     start = int(rng.integers(span)) if span > 0 else 0
     return list(range(start, start + T))
@@ -127,7 +132,7 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
 def build_sample(store, opts: SampleOptions, rng: np.random.Generator, training: bool = True) -> dict:
     """One training sample from ``store`` (see the module docstring for the dict)."""
     views = choose_views(store, opts, rng, training)
-    frames = choose_frames(store, opts, rng)
+    frames = choose_frames(store, opts, rng, training)
     T, V, K = len(frames), len(views), opts.num_input_views
     images, masks, poses = [], [], []
     for t in frames:
@@ -140,6 +145,8 @@ def build_sample(store, opts: SampleOptions, rng: np.random.Generator, training:
     if len(sizes) != 1:
         raise UserError(f"{store.name}: views have different image sizes {sorted(sizes)}")
     images = torch.stack(images)  # [N, 3, H, W]
+    if training and opts.prob_recolour > 0 and rng.random() < opts.prob_recolour:
+        images = recolour(images, recolour_matrix(rng))
     masks = torch.stack(masks)[:, None]  # [N, 1, H, W]
     c2w = torch.stack(poses)  # [N, 4, 4]
     c2w = front_normalisation(c2w[0], opts.radius) @ c2w  # input view 0 of frame 0 -> the front camera

@@ -22,6 +22,13 @@ elevation 0, so M is the identity there; for an elevated input view it rotates t
 input view = canonical front. (Consequence: ``gt/`` given as the prediction is only exact when M
 is the identity.)
 
+Crop: ``reconstruct`` feeds the network one square crop of the clip (``preprocess.crop``: the
+union box of the object scaled to 80 % of the canvas), so its Gaussians are the object as the
+*crop* shows it. When the prediction's manifest records that crop, the Gaussians are first mapped
+back by :func:`uncrop_transform` -- a uniform scale about the origin and a shift across the input
+camera's image plane (the weak-perspective inverse of the crop's zoom and offset) -- so that they
+are judged against the clip's own cameras (``keep_crop=True`` skips this).
+
 Protocols: ``full`` (default: every view, both LPIPS nets) and ``consistent4d`` (4 held-out views
 at elevation 0 -- those nearest to the input azimuth + 45/135/225/315 degrees --, 512x512, white
 background, LPIPS-VGG, plus CLIP image similarity when a CLIP image encoder is on disk; FVD is not
@@ -39,7 +46,7 @@ import cv2
 import numpy as np
 import torch
 
-from video2gs.camera import FOVY_DEG, Cameras, front_normalisation
+from video2gs.camera import FOVY_DEG, RADIUS, Cameras, front_normalisation
 from video2gs.errors import UserError
 from video2gs.gaussians import Gaussians
 from video2gs.metrics import baselines as _baselines
@@ -68,6 +75,32 @@ class Method:
     load: Callable[[int], Gaussians]
     matches: dict[int, int]
     times: dict[int, float | None] = field(default_factory=dict)
+    note: str | None = None  # said in the evaluation's notes (e.g. how the prediction was uncropped)
+
+
+def uncrop_transform(crop: dict, fovy_deg: float, radius: float = RADIUS) -> tuple[float, np.ndarray]:
+    """(scale m, shift t [3]) mapping Gaussians reconstructed from ``crop`` (a manifest's
+    ``source.crop``) to the frame the uncropped input camera sees: ``x -> m·x + t``.
+
+    The network's camera is L4GM's front camera (fovy 49.1°) over the ``size`` canvas; the clip's
+    is the same pose with ``fovy_deg`` over the ``frame_size`` frame. A canvas pixel q comes from
+    frame pixel p = b0 + (q - o) / k (box corner b0, paste offset o, zoom k). For points near the
+    origin (depth ≈ radius) this is a scale by m = f_canvas / (k · f_frame) and a shift of
+    radius · δ / f_frame, δ = b0 - c_frame + (c_canvas - o) / k, in the camera's x (right) and
+    y (up; pixel rows grow down) axes -- world x and y for the front camera.
+    """
+    size = float(crop["size"])
+    fw, fh = (float(v) for v in crop["frame_size"])
+    x0, y0, x1, y1 = (float(v) for v in crop["box"])
+    sw, sh = (float(v) for v in crop["scaled"])
+    ox, oy = (float(v) for v in crop["offset"])
+    k = 0.5 * (sw / (x1 - x0) + sh / (y1 - y0))  # canvas px per frame px (the two differ by rounding)
+    f_canvas = 0.5 * size / math.tan(math.radians(FOVY_DEG) / 2.0)
+    f_frame = 0.5 * fh / math.tan(math.radians(fovy_deg) / 2.0)
+    dx = x0 - 0.5 * fw + (0.5 * size - ox) / k
+    dy = y0 - 0.5 * fh + (0.5 * size - oy) / k
+    m = f_canvas / (k * f_frame)
+    return m, np.array([radius * dx / f_frame, -radius * dy / f_frame, 0.0])
 
 
 def match_by_time(gt_times: np.ndarray, pred_times: np.ndarray, gt_fps: float, pred_fps: float) -> dict[int, int]:
@@ -88,9 +121,11 @@ def _fps_of(times: np.ndarray) -> float:
     return float(1.0 / np.median(steps)) if len(steps) else 1.0
 
 
-def prediction_method(seq, clip, name: str = "pred") -> Method:
-    """A :class:`~video2gs.sequence.Sequence` as a Method: matched by manifest times, else by index."""
+def prediction_method(seq, clip, name: str = "pred", keep_crop: bool = False) -> Method:
+    """A :class:`~video2gs.sequence.Sequence` as a Method: matched by manifest times, else by index;
+    uncropped (:func:`uncrop_transform`) when its manifest records the input crop, unless ``keep_crop``."""
     frames = (seq.manifest or {}).get("frames") if seq.kind == "output" else None
+    crop = ((seq.manifest or {}).get("source") or {}).get("crop") if seq.kind == "output" else None
     pred_times = None
     if frames:
         try:
@@ -115,10 +150,22 @@ def prediction_method(seq, clip, name: str = "pred") -> Method:
         matches = {t: t for t in range(clip.num_frames)}
         times = {t: None for t in matches}
 
-    def load(t: int) -> Gaussians:
-        return seq.load(matches[t])
+    note = None
+    if crop and not keep_crop:
+        try:
+            m, shift = uncrop_transform(crop, clip_fovy(clip), clip.radius)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            raise UserError(f"{seq.root / 'manifest.json'}: unreadable source.crop ({exc})") from exc
+        note = (f"{name}: uncropped from the input crop (scale {m:.4f}, shift {shift[0]:+.4f}, {shift[1]:+.4f}); "
+                "--keep-crop compares it as reconstructed")
 
-    return Method(name, load, matches, times)
+        def load(t: int) -> Gaussians:
+            return seq.load(matches[t]).transform(torch.eye(3), torch.from_numpy(shift).float(), scale=m)
+    else:
+        def load(t: int) -> Gaussians:
+            return seq.load(matches[t])
+
+    return Method(name, load, matches, times, note)
 
 
 # -- clip side -----------------------------------------------------------------------------------------
@@ -312,7 +359,7 @@ def evaluate(clip, methods: list[Method], settings: Settings, *, lpips_weights: 
         raise UserError(f"unknown protocol {settings.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
     if not methods:
         raise UserError("nothing to evaluate: give a prediction or a --baseline")
-    notes: list[str] = []
+    notes: list[str] = [m.note for m in methods if m.note]
     input_view = input_view_of(clip, settings.input_view)
     if settings.protocol == "consistent4d":
         views = settings.views or consistent4d_views(clip, input_view)

@@ -30,6 +30,10 @@ from video2gs.nn.configs import CONFIGS, L4GMConfig, describe, resolve_config
 from video2gs.nn.l4gm import L4GM
 
 CONFIG_METADATA_KEY = "video2gs_config"
+# What input views 1..3 were in training: "reference" (real or generated side views, the released
+# models) or "blank" (white, as `reconstruct --views none`); `reconstruct` feeds a model what it saw.
+SIDE_VIEWS_METADATA_KEY = "video2gs_side_views"
+SIDE_VIEWS = ("reference", "blank")
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 # Old LGM releases trained with the rotation-normalisation bug (docs/l4gm.md §7).
 LEGACY_ROT_FILES = ("model.safetensors", "model_fp16.safetensors")
@@ -335,11 +339,13 @@ def init_from_lgm(model: L4GM, lgm_state: "str | Path | Mapping[str, torch.Tenso
     return init_from_state(model, lgm_state)
 
 
-def save_checkpoint(model: L4GM, path: "str | Path", dtype: "str | torch.dtype | None" = None) -> Path:
+def save_checkpoint(model: L4GM, path: "str | Path", dtype: "str | torch.dtype | None" = None,
+                    metadata: "Mapping[str, str] | None" = None) -> Path:
     """Write ``model``'s weights as official-layout safetensors (atomically), in ``dtype`` if given.
 
     The file loads in the reference code unchanged; its metadata also carries the config
-    (``video2gs_config``) so :func:`load_model` can rebuild non-standard sizes.
+    (``video2gs_config``) so :func:`load_model` can rebuild non-standard sizes, plus ``metadata``
+    (string values, e.g. ``{SIDE_VIEWS_METADATA_KEY: "blank"}``).
     """
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -348,7 +354,20 @@ def save_checkpoint(model: L4GM, path: "str | Path", dtype: "str | torch.dtype |
 
     dt = None if dtype is None else resolve_dtype(dtype, "cpu")
     state = {k: v.detach().to(device="cpu", dtype=dt or v.dtype).contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": "pt", CONFIG_METADATA_KEY: json.dumps(model.config.to_dict())}
+    extra = {str(k): str(v) for k, v in (metadata or {}).items()}
+    if extra.get(SIDE_VIEWS_METADATA_KEY, "reference") not in SIDE_VIEWS:
+        raise ValueError(f"{SIDE_VIEWS_METADATA_KEY} must be one of {SIDE_VIEWS}, got {extra[SIDE_VIEWS_METADATA_KEY]!r}")
+    meta = {**extra, "format": "pt", CONFIG_METADATA_KEY: json.dumps(model.config.to_dict())}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
+        save_file(state, str(tmp), metadata=meta)
     return path
+
+
+def trained_side_views(path: "str | Path") -> str:
+    """What a weights file's model saw as input views 1..3 in training: "reference" (the released
+    checkpoints and files without the metadata) or "blank"."""
+    _, meta = read_header(_check_weights_path(Path(path)))
+    value = meta.get(SIDE_VIEWS_METADATA_KEY, "reference")
+    if value not in SIDE_VIEWS:
+        raise UserError(f"{Path(path).name}: metadata {SIDE_VIEWS_METADATA_KEY}={value!r} is not one of {', '.join(SIDE_VIEWS)}")
+    return value

@@ -9,6 +9,8 @@ Named configs (``docs/l4gm.md`` §2.2):
 * ``big``   -- the released L4GM recon/interp model (LGM ``big`` + temporal attention), 256 -> 128².
 * ``small`` -- L4GM ``lrm`` = LGM ``small`` channels + temporal attention, 256 -> 64².
 * ``tiny``  -- LGM ``tiny`` channels + temporal attention (not released; for tests and ablations).
+* ``demo``  -- the bundled model's size (``models/demo.safetensors``, trained by video2gs): ``tiny``'s
+  five levels at narrower widths (9.85 M parameters, 19.7 MB in fp16), 128 -> 32².
 
 Every named config takes overrides, e.g. ``get_config("big", use_temp_attn=False)`` is plain LGM big.
 """
@@ -175,11 +177,24 @@ _TINY = L4GMConfig(
     splat_size=64,
     name="tiny",
 )
-CONFIGS: dict[str, L4GMConfig] = {"big": _BIG, "small": _SMALL, "lrm": _SMALL.replace(name="lrm"), "tiny": _TINY}
+# Sized for a CPU-trained model shipped in the package (issue 12): under 10 M parameters so fp16
+# weights stay below 20 MB; the widths of the two finest levels (where the compute is) are tiny's.
+_DEMO = _TINY.replace(
+    input_size=128,
+    down_channels=(32, 64, 96, 128, 160),
+    down_attention=(False, False, False, True, True),
+    up_channels=(160, 128, 96),
+    up_attention=(True, True, False),
+    splat_size=32,
+    name="demo",
+)
+CONFIGS: dict[str, L4GMConfig] = {
+    "big": _BIG, "small": _SMALL, "lrm": _SMALL.replace(name="lrm"), "tiny": _TINY, "demo": _DEMO,
+}
 
 
 def get_config(name: str, **overrides) -> L4GMConfig:
-    """A named config (``big``, ``small``/``lrm``, ``tiny``) with optional field overrides."""
+    """A named config (``big``, ``small``/``lrm``, ``tiny``, ``demo``) with optional field overrides."""
     try:
         base = CONFIGS[name]
     except KeyError:

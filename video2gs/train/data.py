@@ -109,6 +109,7 @@ def sample_options(cfg, input_size: int) -> SampleOptions:
         num_frames=d["num_frames"], num_views=d["num_views"], num_input_views=d["num_input_views"],
         input_size=input_size, output_size=d["output_size"], mode=d["mode"], shuffle_input=d["shuffle_input"],
         prob_grid_distortion=d["prob_grid_distortion"], prob_cam_jitter=d["prob_cam_jitter"],
+        prob_recolour=d["prob_recolour"], random_start=d["random_start"],
     )
 
 

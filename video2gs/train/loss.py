@@ -3,7 +3,9 @@
     loss = MSE(rgb, gt on white) + MSE(alpha, mask) + lpips · LPIPS-VGG(rgb↓, gt↓)
 
 over B·T frames × V views; ``↓`` = bilinear to ``lpips_size`` (256 in the reference), the LPIPS
-module maps [0, 1] to [-1, 1]. Rendering goes through :func:`video2gs.render.render` on a white
+module maps [0, 1] to [-1, 1]. ``lpips_views = k > 0`` (ours, for CPUs, where LPIPS-VGG is half of
+a step) takes the LPIPS term over k of the B·N images only, a subset drawn from the batch's sample,
+view and frame ids (so a resumed run draws the same): an unbiased estimate of the same mean. Rendering goes through :func:`video2gs.render.render` on a white
 background: ``backend="auto"`` takes gsplat on CUDA and the differentiable torch backend on the CPU
 (it sees that gradients are needed), so there is one code path for both.
 """
@@ -43,12 +45,25 @@ class Criterion(torch.nn.Module):
     """Loss and logged terms of one batch; ``lpips`` is a frozen :class:`video2gs.metrics.LPIPS` or None."""
 
     def __init__(self, lpips: torch.nn.Module | None, lpips_weight: float = 1.0, lpips_size: int = 256,
-                 backend: str = "auto"):
+                 backend: str = "auto", lpips_views: int = 0):
         super().__init__()
         self.lpips = lpips
         self.lpips_weight = float(lpips_weight) if lpips is not None else 0.0
         self.lpips_size = int(lpips_size)
+        self.lpips_views = int(lpips_views)
         self.backend = backend
+
+    def lpips_subset(self, batch: dict, count: int) -> torch.Tensor | None:
+        """Indices of the images the LPIPS term sees (None = all)."""
+        if not 0 < self.lpips_views < count:
+            return None
+        seed = 0
+        for key in ("index", "view_ids", "frame_ids"):
+            if key in batch:
+                for v in batch[key].flatten().tolist():
+                    seed = (seed * 1_000_003 + int(v) + 1) % (2**61 - 1)
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randperm(count, generator=gen)[: self.lpips_views].sort().values
 
     def forward(self, gaussians: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict, Rendered]:
         """gaussians [B·T, G, 14], batch from :mod:`video2gs.train.data` -> (loss, terms, renders)."""
@@ -61,8 +76,10 @@ class Criterion(torch.nn.Module):
         terms = {"mse_rgb": mse_rgb.detach(), "mse_alpha": mse_alpha.detach()}
         if self.lpips_weight > 0:
             size = (self.lpips_size, self.lpips_size)
-            lp = self.lpips(F.interpolate(pred.rgb, size=size, mode="bilinear", align_corners=False),
-                            F.interpolate(gt_rgb, size=size, mode="bilinear", align_corners=False)).mean()
+            pick = self.lpips_subset(batch, gt_rgb.shape[0])
+            p_rgb, g_rgb = (pred.rgb, gt_rgb) if pick is None else (pred.rgb[pick.to(pred.rgb.device)], gt_rgb[pick.to(gt_rgb.device)])
+            lp = self.lpips(F.interpolate(p_rgb, size=size, mode="bilinear", align_corners=False),
+                            F.interpolate(g_rgb, size=size, mode="bilinear", align_corners=False)).mean()
             loss = loss + self.lpips_weight * lp
             terms["lpips"] = lp.detach()
         terms["psnr"] = psnr(pred.rgb.detach().clamp(0, 1), gt_rgb).mean()

@@ -25,7 +25,7 @@ import torch
 
 from video2gs.errors import UserError
 from video2gs.fileio import write_json_atomic
-from video2gs.nn.checkpoint import read_state_dict, save_checkpoint
+from video2gs.nn.checkpoint import SIDE_VIEWS_METADATA_KEY, read_state_dict, save_checkpoint
 
 CHECKPOINT, BACKUP, PARTIAL = "checkpoint", "backup", ".checkpoint-partial"
 MODEL_FILE, STATE_FILE, META_FILE = "model.safetensors", "training_state.pt", "metadata.json"
@@ -63,7 +63,7 @@ def save(run: Path, model, optimizer, scheduler, metadata: dict) -> Path:
     tmp = run / PARTIAL
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_checkpoint(model, tmp / MODEL_FILE)
+    save_checkpoint(model, tmp / MODEL_FILE, metadata={SIDE_VIEWS_METADATA_KEY: metadata.get("side_views", "reference")})
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
                tmp / STATE_FILE)
     write_json_atomic(tmp / META_FILE, {"format": FORMAT, **metadata})

@@ -187,7 +187,7 @@ class Run:
         self.train_samples = TrainSamples(self.stores.train, opts, training=True, **kw)
         self.val_samples = TrainSamples(self.stores.val, opts, training=False, **kw)
         self.lpips = _lpips(cfg, self.device)
-        self.criterion = Criterion(self.lpips, cfg["loss.lpips"], cfg["loss.lpips_size"], t["backend"])
+        self.criterion = Criterion(self.lpips, cfg["loss.lpips"], cfg["loss.lpips_size"], t["backend"], cfg["loss.lpips_views"])
         self.wrapped, self.optimizer = self.accel.prepare(self.model, self.optimizer)
 
     # -- bookkeeping ---------------------------------------------------------------------------
