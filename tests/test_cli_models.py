@@ -15,7 +15,7 @@ from video2gs import cli, weights
 from video2gs.commands import download as download_cmd
 from video2gs.commands import models as models_cmd
 
-from test_weights import EXPECTED, forbid_network, go_online, put_in_cache, tiny_card
+from test_weights import EXPECTED, forbid_network, go_online, install_bundled_card, put_in_cache, tiny_card
 
 
 @pytest.fixture
@@ -165,3 +165,12 @@ def test_download_verify_catches_a_corrupt_file(env, run, monkeypatch):
     put_in_cache(env, card.repo_id, card.revision, {"w.safetensors": b"the real weights"})
     code, out, err = run("download", "tiny", "--verify")
     assert code == 0 and "(verified)" in out
+
+
+def test_a_bundled_model_is_listed_as_present(env, run, monkeypatch, tmp_path):
+    from video2gs.testing import write_random_l4gm
+
+    install_bundled_card(monkeypatch, tmp_path / "pkg", write_random_l4gm(tmp_path / "m.safetensors"))
+    code, out, err = run("models")
+    assert code == 0, err
+    assert "present (bundled)" in row(out, "demo") and "(NC)" not in row(out, "demo")

@@ -131,6 +131,27 @@ def test_example_then_render(tmp_path):
     assert np.abs(fixed[0].astype(int) - fixed[1].astype(int)).max() > 30  # Spot moves
 
 
+def test_example_video_is_the_bundled_clip_and_never_replaces_a_file(tmp_path):
+    from video2gs.video.decode import open_source
+
+    target = tmp_path / "faerie.mp4"
+    code, stdout, err = run_cli("example", "--video", target)
+    assert code == 0, err
+    assert "video2gs reconstruct" in stdout
+    src = open_source(target)
+    try:
+        frames = [f.image for f in src.frames()]
+    finally:
+        src.close()
+    assert len(frames) == 16 and frames[0].shape[:2] == (128, 128)
+    assert (frames[0] > 240).all(axis=-1).mean() > 0.6  # an object on white
+    assert run_cli("example", "--video", target)[0] == 0  # the same bytes again: fine
+    other = tmp_path / "mine.mp4"
+    other.write_bytes(b"precious")
+    code, _, err = run_cli("example", "--video", other)
+    assert code == 1 and "exists" in err and other.read_bytes() == b"precious"
+
+
 def test_failed_render_leaves_existing_videos_untouched(tmp_path):
     out = make_sequence(tmp_path / "out", count=3)
     path = out / "gaussians" / "000002.ply"

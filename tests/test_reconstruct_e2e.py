@@ -283,7 +283,43 @@ def test_models_missing_offline_never_download(clip, tmp_path, capsys, monkeypat
     import video2gs.weights as weights
 
     monkeypatch.setattr(weights, "fetch", lambda *a, **k: pytest.fail("reconstruct started a download"))
-    assert cli("reconstruct", clip, "-o", tmp_path / "o", "--max-frames", 2, *FAST) == 1
+    assert cli("reconstruct", clip, "-o", tmp_path / "o", "--model", "l4gm-recon", "--max-frames", 2, *FAST) == 1
     text = assert_one_line_error(capsys, "l4gm-recon", "video2gs download")
     assert "retry" not in text
     assert not (tmp_path / "o").exists()
+
+
+def test_without_released_weights_the_bundled_model_runs_and_says_so(clip, tmp_path, capsys, monkeypatch):
+    """--model auto (the default) with no l4gm-recon anywhere and a bundled model in the package: the
+    bundled model reconstructs, one line says so and names the download, the manifest records it,
+    and its blank side views are fed to every chunk (no renders handed from one chunk to the next)."""
+    from test_weights import install_bundled_card
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("VIDEO2GS_MODEL_L4GM_RECON", raising=False)
+    install_bundled_card(monkeypatch, tmp_path / "pkg", write_random_l4gm(tmp_path / "m.safetensors", side_views="blank"))
+    import video2gs.pipeline.reconstruct as stage
+
+    monkeypatch.setattr(stage, "side_views", lambda *a, **k: pytest.fail("a blank-trained model got rendered side views"))
+    out = tmp_path / "o"
+    assert cli("reconstruct", clip, "-o", out, "--max-frames", 5, "--chunk", 2, "--segment", "key", "--no-render") == 0
+    err = capsys.readouterr().err
+    assert len([ln for ln in err.splitlines() if "bundled model demo" in ln]) == 1
+    assert "download l4gm-recon" in " ".join(err.split())
+    m = json.loads((out / "manifest.json").read_text())
+    rec = next(r for r in m["models"] if r["role"] == "reconstruction")
+    assert rec["name"] == "demo" and rec["path"] == str((tmp_path / "pkg" / "demo.safetensors").resolve())
+    assert m["views"]["source"] == "none" and m["views"]["later_chunks"] == "blank"
+    assert len(plys(out / "gaussians")) == 5
+
+
+def test_a_blank_trained_model_refuses_side_views(clip, tmp_path, capsys):
+    model = write_random_l4gm(tmp_path / "blank.safetensors", side_views="blank")
+    views = tmp_path / "views"
+    views.mkdir()
+    out = tmp_path / "o"
+    for v in ("imagedream", str(views)):
+        assert cli("reconstruct", clip, "-o", out, "--model", model, "--views", v, "--segment", "key", "--quiet") == 1
+        assert_one_line_error(capsys, "--views", "blank side views", "--views none")
+        assert not out.exists()

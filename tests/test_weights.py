@@ -500,3 +500,49 @@ def test_human_size():
     assert weights.human_size(1_660_212_248) == "1.66 GB"
     assert weights.human_size(830_126_160) == "830 MB"
     assert weights.human_size(1_865_908_216, exact=False) == "~1.87 GB"
+
+
+def install_bundled_card(monkeypatch, folder: Path, model: Path, name: str = "demo"):
+    """Register a bundled card ``name`` whose file is ``model``, copied into ``folder`` beside the
+    card, as a package that ships a model would have it."""
+    import hashlib
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.safetensors"
+    shutil.copyfile(model, target)
+    data = target.read_bytes()
+    d = {
+        "schema_version": 1, "name": name, "kind": "l4gm", "bundled": True, "repo_id": "", "revision": "",
+        "description": "a bundled test model",
+        "files": [{"path": target.name, "size": len(data), "size_exact": True, "sha256": hashlib.sha256(data).hexdigest()}],
+        "licence": {"id": "CC-BY-4.0", "name": "CC BY 4.0", "url": "https://creativecommons.org/licenses/by/4.0/",
+                    "non_commercial": False, "notice": "test"},
+        "config": {"arch": "micro"}, "dtype": "float32",
+    }
+    (folder / f"{name}.json").write_text(json.dumps(d))
+    card = weights.card_from_dict(d, source=folder / f"{name}.json")
+    registry = dict(weights._registry())
+    monkeypatch.setattr(weights, "_registry", lambda: {**registry, name: card})
+    return card
+
+
+def test_a_bundled_card_resolves_to_the_file_beside_it(env, monkeypatch, tmp_path):
+    """A bundled model is found with no env, config or cache, offline, never downloaded; a missing
+    file (a broken installation) is one line; the environment variable still overrides it."""
+    from video2gs.testing import write_random_l4gm
+
+    model = write_random_l4gm(tmp_path / "m.safetensors", side_views="blank")
+    card = install_bundled_card(monkeypatch, tmp_path / "pkg", model)
+    assert card.bundled and not card.hub
+    path = weights.resolve("demo", download=False)
+    assert path == card.bundled_path == tmp_path / "pkg" / "demo.safetensors"
+    row = weights.status(card)
+    assert row["present"] and row["source"] == "bundled"
+    weights.verify(card, path)
+    monkeypatch.setenv(card.env_var, str(model))
+    assert weights.resolve("demo", download=False) == model
+    monkeypatch.delenv(card.env_var)
+    path.unlink()
+    with pytest.raises(ModelNotFoundError, match="broken installation"):
+        weights.resolve("demo")

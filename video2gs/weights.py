@@ -10,9 +10,10 @@ Resolution order of :func:`resolve` (the first hit wins):
 2. the environment variable ``VIDEO2GS_MODEL_<NAME>`` (upper case, ``-`` -> ``_``);
 3. the ``[models]`` table of the config file (``$VIDEO2GS_CONFIG``, else
    ``$XDG_CONFIG_HOME/video2gs/config.toml``, else ``~/.config/video2gs/config.toml``);
-4. the local Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME`` respected), at the card's pinned
+4. a bundled card (``"bundled": true``, e.g. ``demo``): the file next to the card in the package;
+5. the local Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME`` respected), at the card's pinned
    revision, then at whatever ``main`` points to in the cache;
-5. a download with ``huggingface_hub`` (progress bars, licence printed first), unless offline
+6. a download with ``huggingface_hub`` (progress bars, licence printed first), unless offline
    (``HF_HUB_OFFLINE=1``) or ``download=False`` -> :class:`~video2gs.errors.ModelNotFoundError`.
 
 A path configured in 2 or 3 that does not exist is an error, not a reason to look further: the user
@@ -84,6 +85,7 @@ class ModelCard:
     dtype: str
     legacy: bool = False
     hub: bool = True  # False: not hosted on the hub (no cache lookup, no download; env/config only)
+    bundled: bool = False  # True: the file ships in the package, next to this card (implies hub False)
     revision_note: str = ""
     size_note: str = ""
     source: Path | None = field(default=None, compare=False)
@@ -104,6 +106,13 @@ class ModelCard:
     @property
     def env_var(self) -> str:
         return env_var_for(self.name)
+
+    @property
+    def bundled_path(self) -> Path | None:
+        """Where a bundled model's file lies in the installed package (None for other models)."""
+        if not self.bundled or self.source is None:
+            return None
+        return Path(self.source).parent / self.files[0].path
 
     @property
     def fetch_command(self) -> str:
@@ -176,7 +185,8 @@ def card_from_dict(d: Mapping[str, Any], source: Path | None = None) -> ModelCar
         files=tuple(files), licence=licence, config=dict(_require(d, "config", dict, where)),
         dtype=_require(d, "dtype", str, where), legacy=bool(d.get("legacy", False)),
         revision_note=str(d.get("revision_note", "")), size_note=str(d.get("size_note", "")),
-        hub=bool(d.get("hub", True)), source=source,
+        hub=bool(d.get("hub", True)) and not bool(d.get("bundled", False)), bundled=bool(d.get("bundled", False)),
+        source=source,
     )
 
 
@@ -301,7 +311,7 @@ class Location:
     """Where a model was found: ``path`` (a file, or a folder for imagedream) and how."""
 
     path: Path
-    source: str  # "env" | "config" | "cache"
+    source: str  # "env" | "config" | "cache" | "bundled"
     detail: str  # the env var, the config file, or the revision found in the cache
 
 
@@ -373,14 +383,17 @@ def locate(card: ModelCard) -> Location | None:
     if loc is not None:
         _check_configured(card, loc)
         return loc
+    if card.bundled:
+        path = card.bundled_path
+        return Location(path, "bundled", "the video2gs package") if path is not None and path.is_file() else None
     return _find_in_cache(card)
 
 
 def status(card: ModelCard) -> dict[str, Any]:
     """One plain row for tables and scripts: name, kind, licence, size, present, path, source.
 
-    ``source`` is "env", "config", "cache", "missing" (a configured path that does not exist) or
-    None (absent). Never touches the network.
+    ``source`` is "env", "config", "cache", "bundled" (shipped in the package), "missing" (a
+    configured path that does not exist) or None (absent). Never touches the network.
     """
     try:
         loc = locate(card)
@@ -498,6 +511,11 @@ def _missing_error(card: ModelCard, reason: str) -> ModelNotFoundError:
 
 def _not_on_hub_error(card: ModelCard) -> ModelNotFoundError:
     cfg = config_file()
+    if card.bundled:
+        return ModelNotFoundError(
+            f"model {card.name} should ship in the video2gs package but {card.bundled_path} is missing (a broken "
+            f"installation?): reinstall video2gs, or set {card.env_var}=/path/to/{card.files[0].path}"
+        )
     return ModelNotFoundError(
         f"model {card.name} ({card.files[0].path}) is not on this machine and cannot be downloaded (it is not on the "
         f"Hugging Face hub): set {card.env_var}=/path/to/{card.files[0].path} or add it to the models table of the config file {cfg}; "

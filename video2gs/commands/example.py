@@ -1,4 +1,5 @@
-"""``video2gs example OUT``: a small 4D demo sequence from the bundled Spot object.
+"""``video2gs example OUT``: a small 4D demo sequence from the bundled Spot object;
+``video2gs example --video FILE.mp4``: the bundled example *input* video for ``reconstruct``.
 
 Needs no download and no ../shared: the object ships in ``video2gs/examples/spot.splat``
 (CC0, Keenan Crane). Frames are built in the internal +Y-up frame with
@@ -25,6 +26,9 @@ from video2gs.progress import Reporter
 from video2gs.sequence import DEFAULT_FPS, MANIFEST, frame_entries, read_manifest, write_frame, write_manifest
 
 EXAMPLE_FILE = "spot.splat"
+# The faerie (an MD2 character held out of the demo training data) running: the test clip
+# faerie-run of `data make` (128², 16 frames at 8 fps; the command is in examples/README.md), unchanged.
+EXAMPLE_VIDEO = "faerie-run.mp4"
 EXAMPLE_SOURCE = "video2gs example"
 _SIZE = 0.75  # Spot's longest side 1 -> 0.75, so hops stay inside the default camera's view
 _BASE_Y = -0.12  # resting height of the centre
@@ -95,15 +99,47 @@ def write_example(out: Path, *, frames: int = 24, fps: float = DEFAULT_FPS, up: 
     return manifest
 
 
+def example_video_bytes() -> bytes:
+    return resources.files("video2gs").joinpath("examples", EXAMPLE_VIDEO).read_bytes()
+
+
+def write_example_video(out: Path) -> Path:
+    """Copy the bundled example input video to ``out`` (refusing to replace another file)."""
+    data = example_video_bytes()
+    if out.is_dir():
+        out = out / EXAMPLE_VIDEO
+    if out.exists():
+        if out.is_file() and out.read_bytes() == data:
+            return out
+        raise UserError(f"{out} exists; choose a new file name for the example video")
+    if not out.parent.is_dir():
+        raise UserError(f"folder {out.parent} does not exist")
+    from video2gs.fileio import atomic_path
+
+    with atomic_path(out) as tmp:
+        Path(tmp).write_bytes(data)
+    return out
+
+
 def example(
-    out: Path = typer.Argument(..., help="Folder to create the demo sequence in (must be new or empty)."),
+    out: Path = typer.Argument(..., help="Folder to create the demo sequence in (must be new or empty); with "
+                               "--video, the file (or folder) to copy the example video to."),
+    video: bool = typer.Option(False, "--video", help="Instead write the bundled example input video (a held-out "
+                               "character running, 16 frames, 128², 8 fps) for `video2gs reconstruct`."),
     frames: int = typer.Option(24, "--frames", help="Number of frames (one loop: two hops, one turn)."),
     fps: float = typer.Option(DEFAULT_FPS, "--fps", help="Frames per second recorded in the manifest."),
     up: str = typer.Option(EXPORT_UP, "--up", help="Frame of the PLY files: -y (what splat viewers show upright) or y (L4GM's +Y up)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Write a short 4D demo sequence (Spot the cow hopping and turning) to OUT; then try `video2gs render OUT`."""
+    """Write a short 4D demo sequence (Spot the cow hopping and turning) to OUT; then try `video2gs render OUT`.
+
+    With --video: write the example input video to OUT; then try `video2gs reconstruct OUT -o run/`.
+    """
     start = time.perf_counter()
+    if video:
+        path = write_example_video(out)
+        typer.echo(f"wrote {path} (the faerie running, 16 frames at 8 fps); next: video2gs reconstruct {path} -o run/")
+        return
     with Reporter(quiet=quiet) as rep:
         manifest = write_example(out, frames=frames, fps=fps, up=up, reporter=rep)
     n = len(manifest["frames"])

@@ -25,7 +25,7 @@ def models() -> None:
         any_nc |= card.licence.non_commercial
         licence = f"[yellow]{escape(row['licence'])}[/]" if row["non_commercial"] else escape(row["licence"])
         if row["present"]:
-            state = "[green]present[/]"
+            state = "[green]present[/]" + (" [dim](bundled)[/]" if row["source"] == "bundled" else "")
         elif row["source"] == "missing":
             state = "[red]missing[/]"  # configured, but the path does not exist
         else:

@@ -9,7 +9,7 @@ Named configs (``docs/l4gm.md`` §2.2):
 * ``big``   -- the released L4GM recon/interp model (LGM ``big`` + temporal attention), 256 -> 128².
 * ``small`` -- L4GM ``lrm`` = LGM ``small`` channels + temporal attention, 256 -> 64².
 * ``tiny``  -- LGM ``tiny`` channels + temporal attention (not released; for tests and ablations).
-* ``demo``  -- the bundled model's size (``models/demo.safetensors``, trained by video2gs): ``tiny``'s
+* ``demo``  -- for a model trained on a CPU and bundled in the package (issue 12): ``tiny``'s
   five levels at narrower widths (9.85 M parameters, 19.7 MB in fp16), 128 -> 32².
 
 Every named config takes overrides, e.g. ``get_config("big", use_temp_attn=False)`` is plain LGM big.
@@ -177,7 +177,7 @@ _TINY = L4GMConfig(
     splat_size=64,
     name="tiny",
 )
-# Sized for a CPU-trained model shipped in the package (issue 12): under 10 M parameters so fp16
+# Sized for a CPU-trained model shipped in the package: under 10 M parameters so fp16
 # weights stay below 20 MB; the widths of the two finest levels (where the compute is) are tiny's.
 _DEMO = _TINY.replace(
     input_size=128,

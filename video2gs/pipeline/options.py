@@ -190,8 +190,9 @@ class ReconstructOptions(_Options):
     # models and compute
     chunk: int = option(16, panel=_MODEL, result=True, check=at_least(2),
                         help="Frames per network call; chunks overlap by one frame. Lower it to save memory.")
-    model: str = option("l4gm-recon", panel=_MODEL, result=True,
-                        help="Reconstruction model: a registry name (see `video2gs models`) or a .safetensors path.")
+    model: str = option("auto", panel=_MODEL, result=True,
+                        help="Reconstruction model: a registry name (see `video2gs models`) or a .safetensors path; "
+                             "auto = l4gm-recon when its weights are on disk, else a bundled model (demo) if the package has one.")
     interp_model: str = option("l4gm-interp", panel=_MODEL, help="Interpolation model: registry name or .safetensors path.")
     imagedream_model: str = option("imagedream", panel=_MODEL,
                                    help="ImageDream model: registry name or a folder in the released layout.")

@@ -50,6 +50,7 @@ def reconstruct_chunks(
     on_chunk_done: Callable[[Chunk], None] | None = None,
     backend: str = "auto",
     device=None,
+    handoff: bool = True,
 ) -> list[Chunk]:
     """Run every chunk from ``start_chunk`` on.
 
@@ -58,9 +59,10 @@ def reconstruct_chunks(
     Later chunks' views 1..3 are renders of the previous chunk's last written frame; they are
     kept exactly (float32) in ``state_dir/handoff_<chunk>.safetensors`` after each chunk, before
     ``on_chunk_done`` records the chunk as complete, so a resumed run continues bit for bit.
+    ``handoff=False`` (a model trained with blank side views): every chunk takes ``first_views``.
     """
     chunks = plan_chunks(num_frames, chunk_size)
-    if start_chunk > 0:
+    if start_chunk > 0 and handoff:
         side = load_file(str(handoff_path(state_dir, start_chunk - 1)))["side_views"]
     else:
         side = first_views.float()
@@ -72,8 +74,9 @@ def reconstruct_chunks(
         out = Gaussians(network(x).float().cpu())  # [T,N,14]
         for local in chunk.keep:
             write(chunk.frames[local], out.frame(local))
-        side = side_views(out.frame(chunk.keep[-1]), x.shape[-1], backend, device)
-        _save_state(handoff_path(state_dir, chunk.index), {"side_views": side})
+        if handoff:
+            side = side_views(out.frame(chunk.keep[-1]), x.shape[-1], backend, device)
+            _save_state(handoff_path(state_dir, chunk.index), {"side_views": side})
         if on_chunk_done is not None:
             on_chunk_done(chunk)
         handoff_path(state_dir, chunk.index - 1).unlink(missing_ok=True)
@@ -105,6 +108,7 @@ def reconstruct_stage(run, recon, rep, *, num_frames: int, chunk: int, up: str, 
         reconstruct_chunks(
             num_frames, frame_loader(run, size), sides, recon, write, chunk_size=chunk, state_dir=run.work,
             start_chunk=start, on_chunk_done=lambda c: run.mark(chunks_done=c.index + 1), backend=backend,
+            handoff=recon.side_views != "blank",
         )
 
 

@@ -24,7 +24,7 @@ from video2gs.compute import resolve_device
 from video2gs.errors import UserError
 from video2gs.gaussians import PRUNE_OPACITY
 from video2gs.pipeline import run_folder
-from video2gs.pipeline.options import InterpolateOptions, ReconstructOptions, about
+from video2gs.pipeline.options import InterpolateOptions, OptionError, ReconstructOptions, about
 from video2gs.pipeline.prepare import IMAGE_SIZE, file_size, prepare_frames
 from video2gs.pipeline.run_folder import VIEWS_DIR, RunFolder
 from video2gs.progress import Reporter
@@ -50,6 +50,26 @@ class Summary:
 
 
 # -- models ------------------------------------------------------------------------------------------
+RELEASED_RECON, BUNDLED_RECON = "l4gm-recon", "demo"
+
+
+def choose_model(name: str, rep: Reporter) -> str:
+    """``--model auto``: the released l4gm-recon when it is on disk, else a bundled model (the card
+    ``demo``, when the package ships one), said in one line; any other name or path as given. With
+    neither, l4gm-recon (whose absence is then the one-line error naming `video2gs download`)."""
+    if name != "auto":
+        return name
+    if model_on_disk(RELEASED_RECON):
+        return RELEASED_RECON
+    from video2gs.weights import model_names
+
+    if BUNDLED_RECON in model_names() and model_on_disk(BUNDLED_RECON):
+        rep.info(f"no {RELEASED_RECON} weights: using the small bundled model {BUNDLED_RECON} (trained by video2gs, "
+                 f"modest quality); `video2gs download {RELEASED_RECON}` gets the released L4GM (non-commercial)")
+        return BUNDLED_RECON
+    return RELEASED_RECON
+
+
 def model_on_disk(name_or_path: str) -> bool:
     """True when a model (registry name or path) is on disk; never downloads."""
     from video2gs.weights import get_card, presence
@@ -177,9 +197,20 @@ def validate_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Reconstruct
     if model_file is not None and Path(model_file).is_file():
         segment_record.update(model_record(str(opts.segment_model or "u2net"), Path(model_file), "segmentation"))
 
-    views = resolve_views_source(opts.views, model_on_disk(opts.imagedream_model))
+    with about("model"):
+        model_name = choose_model(opts.model, rep)
+        recon, record = load_reconstructor(model_name, device, opts.dtype, "reconstruction")
+    if recon.side_views == "blank":
+        if opts.views not in ("auto", "none"):
+            raise OptionError("views", f"{opts.views}: model {model_name} was trained with blank side views and only "
+                                       "takes --views none; use --model l4gm-recon for ImageDream or your own views")
+        views = "none"
+    else:
+        views = resolve_views_source(opts.views, model_on_disk(opts.imagedream_model))
     user_views = imagedream_folder = None
-    if views == "none" and opts.views == "auto":
+    if recon.side_views == "blank":
+        pass  # what the model was trained on: no warning
+    elif views == "none" and opts.views == "auto":
         rep.warn("ImageDream weights not found: views 1..3 of frame 0 are blank (--views none); "
                  "run `video2gs download imagedream` or pass --views DIR for better results")
     elif views == "imagedream":
@@ -195,8 +226,6 @@ def validate_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Reconstruct
     interpolate = opts.interpolate if opts.interpolate is not None else model_on_disk(opts.interp_model)
     with about("interp_model"):
         interp_path = check_l4gm_file(opts.interp_model, "interpolation") if interpolate else None
-    with about("model"):
-        recon, record = load_reconstructor(opts.model, device, opts.dtype, "reconstruction")
     backend = choose_backend(opts.backend, device)
     models = [record]
     if imagedream_folder is not None:
@@ -205,16 +234,19 @@ def validate_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Reconstruct
                            interpolate, interp_path, device, backend, {**recon.describe(), "backend": backend})
 
 
-def identity_of(opts: ReconstructOptions) -> dict:
-    """What a resumed run must share with the interrupted one."""
-    return {"input": str(Path(opts.input).resolve()), "input_bytes": file_size(opts.input), **opts.result_options()}
+def identity_of(opts: ReconstructOptions, plan: ReconstructPlan | None = None) -> dict:
+    """What a resumed run must share with the interrupted one (``--model auto`` as it resolved)."""
+    ident = {"input": str(Path(opts.input).resolve()), "input_bytes": file_size(opts.input), **opts.result_options()}
+    if plan is not None and "model" in ident:
+        ident["model"] = plan.models[0]["name"]
+    return ident
 
 
 def run_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Summary:
     t0 = time.perf_counter()
     plan = validate_reconstruct(opts, rep)
     created = not Path(opts.output).exists()
-    run = run_folder.begin(Path(opts.output), "reconstruct", identity_of(opts), resume=opts.resume, overwrite=opts.overwrite)
+    run = run_folder.begin(Path(opts.output), "reconstruct", identity_of(opts, plan), resume=opts.resume, overwrite=opts.overwrite)
     if run is None:
         m = read_manifest(Path(opts.output))
         rep.info(f"{opts.output} already holds this run, complete; nothing to do")
@@ -264,6 +296,7 @@ def _reconstruct(opts: ReconstructOptions, plan: ReconstructPlan, run: RunFolder
         run.mark(views=True)
 
     if not run.progress.get("reconstructed"):
+        m["views"]["later_chunks"] = "blank" if plan.recon.side_views == "blank" else "renders of the previous chunk"
         reconstruct_stage(run, plan.recon, rep, num_frames=n, chunk=opts.chunk, up=opts.up,
                           min_opacity=opts.min_opacity, backend=opts.backend)
         run.mark(reconstructed=True)
