@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from video2gs.cli import main
+from test_reconstruct_e2e import cli
 
 FAERIE = DATA / "md2" / "faerie.md2"
 LPIPS_VGG = DATA / "lpips" / "lpips_vgg_v0.1.safetensors"
@@ -25,14 +25,6 @@ MARGIN_DB, MARGIN_LPIPS = 0.6, 0.02
 
 pytestmark = pytest.mark.skipif(not (FAERIE.is_file() and LPIPS_VGG.is_file()),
                                 reason=f"needs ../shared's {FAERIE.name} and LPIPS-VGG weights (not at {DATA})")
-
-
-def cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -314,6 +314,22 @@ def test_without_released_weights_the_bundled_model_runs_and_says_so(clip, tmp_p
     assert len(plys(out / "gaussians")) == 5
 
 
+def test_a_folder_named_like_a_model_is_not_that_model(clip, tmp_path, capsys, monkeypatch):
+    """`video2gs example demo/` (the README's first command) leaves a folder named demo; with no
+    bundled demo and no l4gm-recon, --model auto must still say l4gm-recon is missing, not take the
+    folder for a model (registry names are names, as weights.resolve reads them)."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("VIDEO2GS_MODEL_L4GM_RECON", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "l4gm-recon").mkdir()
+    from video2gs.pipeline.run import model_on_disk
+
+    assert not model_on_disk("l4gm-recon") and model_on_disk(str(tmp_path / "demo"))
+    assert cli("reconstruct", clip, "-o", tmp_path / "o", "--max-frames", 2, *FAST) == 1
+    assert_one_line_error(capsys, "l4gm-recon", "video2gs download")
+
+
 def test_a_blank_trained_model_refuses_side_views(clip, tmp_path, capsys):
     model = write_random_l4gm(tmp_path / "blank.safetensors", side_views="blank")
     views = tmp_path / "views"

@@ -63,7 +63,7 @@ def choose_model(name: str, rep: Reporter) -> str:
         return RELEASED_RECON
     from video2gs.weights import model_names
 
-    if BUNDLED_RECON in model_names() and model_on_disk(BUNDLED_RECON):
+    if BUNDLED_RECON in model_names() and model_on_disk(BUNDLED_RECON):  # a registry name, never a path
         rep.info(f"no {RELEASED_RECON} weights: using the small bundled model {BUNDLED_RECON} (trained by video2gs, "
                  f"modest quality); `video2gs download {RELEASED_RECON}` gets the released L4GM (non-commercial)")
         return BUNDLED_RECON
@@ -71,16 +71,13 @@ def choose_model(name: str, rep: Reporter) -> str:
 
 
 def model_on_disk(name_or_path: str) -> bool:
-    """True when a model (registry name or path) is on disk; never downloads."""
-    from video2gs.weights import get_card, presence
+    """True when a model is on disk; never downloads. As ``weights.resolve`` reads it: a registry
+    name is a name (a folder of that name in the current directory does not count), anything else a path."""
+    from video2gs.weights import get_card, model_names, presence
 
-    p = Path(name_or_path).expanduser()
-    if p.exists():
-        return True
-    try:
+    if name_or_path in model_names():
         return presence(get_card(name_or_path))[0]
-    except UserError:
-        return False
+    return Path(name_or_path).expanduser().exists()
 
 
 def model_record(name: str, path: Path, role: str) -> dict:
@@ -200,17 +197,13 @@ def validate_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Reconstruct
     with about("model"):
         model_name = choose_model(opts.model, rep)
         recon, record = load_reconstructor(model_name, device, opts.dtype, "reconstruction")
-    if recon.side_views == "blank":
-        if opts.views not in ("auto", "none"):
-            raise OptionError("views", f"{opts.views}: model {model_name} was trained with blank side views and only "
-                                       "takes --views none; use --model l4gm-recon for ImageDream or your own views")
-        views = "none"
-    else:
-        views = resolve_views_source(opts.views, model_on_disk(opts.imagedream_model))
+    blank_trained = recon.side_views == "blank"
+    if blank_trained and opts.views not in ("auto", "none"):
+        raise OptionError("views", f"{opts.views}: model {model_name} was trained with blank side views and only "
+                                   "takes --views none; use --model l4gm-recon for ImageDream or your own views")
+    views = "none" if blank_trained else resolve_views_source(opts.views, model_on_disk(opts.imagedream_model))
     user_views = imagedream_folder = None
-    if recon.side_views == "blank":
-        pass  # what the model was trained on: no warning
-    elif views == "none" and opts.views == "auto":
+    if views == "none" and opts.views == "auto" and not blank_trained:  # blank is what such a model wants
         rep.warn("ImageDream weights not found: views 1..3 of frame 0 are blank (--views none); "
                  "run `video2gs download imagedream` or pass --views DIR for better results")
     elif views == "imagedream":
@@ -234,12 +227,10 @@ def validate_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Reconstruct
                            interpolate, interp_path, device, backend, {**recon.describe(), "backend": backend})
 
 
-def identity_of(opts: ReconstructOptions, plan: ReconstructPlan | None = None) -> dict:
+def identity_of(opts: ReconstructOptions, plan: ReconstructPlan) -> dict:
     """What a resumed run must share with the interrupted one (``--model auto`` as it resolved)."""
-    ident = {"input": str(Path(opts.input).resolve()), "input_bytes": file_size(opts.input), **opts.result_options()}
-    if plan is not None and "model" in ident:
-        ident["model"] = plan.models[0]["name"]
-    return ident
+    return {"input": str(Path(opts.input).resolve()), "input_bytes": file_size(opts.input), **opts.result_options(),
+            "model": plan.models[0]["name"]}
 
 
 def run_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Summary:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from video2gs.errors import UserError
+from video2gs.nn.checkpoint import SIDE_VIEWS  # the one list of what input views 1..3 can be in training
 
 PRESET_DIR = Path(__file__).with_name("presets")
 SCHEMA_PRESET = "l4gm-recon"
-SIDE_VIEWS = ("reference", "blank")
 
 
 def preset_names() -> list[str]:
