@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from conftest import DATA
 from media import make_video, object_frames, object_video
@@ -328,6 +329,37 @@ def test_a_folder_named_like_a_model_is_not_that_model(clip, tmp_path, capsys, m
     assert not model_on_disk("l4gm-recon") and model_on_disk(str(tmp_path / "demo"))
     assert cli("reconstruct", clip, "-o", tmp_path / "o", "--max-frames", 2, *FAST) == 1
     assert_one_line_error(capsys, "l4gm-recon", "video2gs download")
+
+
+def test_a_mirror_trained_model_gets_each_frames_own_mirror_views(clip, tmp_path, capsys, monkeypatch):
+    """A model trained with side_views = mirror (the bundled demo's kind): in every chunk, every
+    frame's views 1..3 are that frame's own view 0 at 90°/270° and its mirror image at 180° (what
+    training fed it), nothing is rendered or handed over, and other --views are one line."""
+    import video2gs.pipeline.reconstruct as stage
+    from video2gs.reconstructor import Reconstructor
+
+    model = write_random_l4gm(tmp_path / "mirror.safetensors", side_views="mirror")
+    seen = []
+    real = Reconstructor.__call__
+    monkeypatch.setattr(Reconstructor, "__call__", lambda self, frames: (seen.append(frames.clone()), real(self, frames))[1])
+    monkeypatch.setattr(stage, "side_views", lambda *a, **k: pytest.fail("a mirror-trained model got rendered side views"))
+    out = tmp_path / "o"
+    assert cli("reconstruct", clip, "-o", out, "--model", model, "--max-frames", 5, "--chunk", 2, "--segment", "key",
+               "--no-render", "--quiet") == 0
+    assert len(seen) >= 3  # chunks of 2 with overlap over 5 frames
+    fronts = []
+    for x in seen:  # [T, 4, 3, H, W]
+        assert torch.equal(x[:, 1], x[:, 0]) and torch.equal(x[:, 3], x[:, 0]) and torch.equal(x[:, 2], x[:, 0].flip(-1))
+        fronts += [f for f in x[:, 0]]
+    assert any(not torch.equal(fronts[0], f) for f in fronts)  # the object moves: not frame 0's views for all
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["views"]["source"] == "mirror" and "mirror" in m["views"]["later_chunks"]
+    back = cv2.imread(str(out / "views" / "view_180.png"))
+    front = cv2.imread(str(out / "input" / "000000.png"))
+    assert back is not None and np.abs(back.astype(int) - cv2.resize(front, back.shape[:2][::-1])[:, ::-1].astype(int)).mean() < 2.0
+    assert len(plys(out / "gaussians")) == 5
+    assert cli("reconstruct", clip, "-o", tmp_path / "o2", "--model", model, "--views", "imagedream", "--quiet") == 1
+    assert_one_line_error(capsys, "--views", "mirror side views", "--views none")
 
 
 def test_a_blank_trained_model_refuses_side_views(clip, tmp_path, capsys):

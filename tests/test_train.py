@@ -225,3 +225,61 @@ def test_lpips_on_a_subset_of_views_is_deterministic_per_batch():
     assert other != picks[0] or crit.lpips_subset({**batch, "index": torch.tensor([6])}, 8).tolist() != picks[0]
     assert Criterion(Recorder(), 1.0, 16, lpips_views=0).lpips_subset(batch, 8) is None
     assert Criterion(Recorder(), 1.0, 16, lpips_views=8).lpips_subset(batch, 8) is None
+
+
+@pytest.fixture(scope="module")
+def gt_clip(tmp_path_factory) -> Path:
+    """A clip with gt/ of an off-centre, elongated object (a row or column flip would move it)."""
+    g = random_object(3000, seed=3)
+    xyz = g.xyz * torch.tensor([0.3, 0.5, 0.3]) + torch.tensor([0.3, 0.3, 0.2])
+    g = type(g)(torch.cat([xyz, g.data[:, 3:4], g.data[:, 4:7] * 0.4, g.data[:, 7:]], dim=1))  # sizes shrink along
+    views = [(0.0, 45.0 * k) for k in range(8)] + [(20.0, 30.0)]
+    return write_render_clip(tmp_path_factory.mktemp("gtclip") / "bar", [g, spin(g, 30.0)], views=views, size=32,
+                             write_gt=True, backend="torch")
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a & b).sum() / (a | b).sum().clamp_min(1))
+
+
+def test_point_targets_are_the_surface_seen_through_each_input_cell(gt_clip):
+    """loss.points' targets: for every input camera the network is given (the real view 0, the blank
+    views' default cameras), the cells with a target are where the object is seen (the gt rendered
+    from that camera in the sample's frame), and each target lies in its own cell, in front."""
+    from video2gs.camera import Cameras, project_to_grid
+    from video2gs.data.samples import SampleOptions
+    from video2gs.render import render
+    from video2gs.train.data import TrainSamples, open_stores
+
+    stores = open_stores([str(gt_clip)]).train
+    S = 32  # cells of about 1/25 of the object's height: the silhouette's soft edge is a small part of it
+    for shuffle, epoch in ((False, 0), (True, 1), (True, 2)):  # shuffled: another view becomes the front camera
+        opts = SampleOptions(num_frames=2, num_views=5, input_size=32, output_size=32, prob_grid_distortion=0.0,
+                             random_start=False, shuffle_input=shuffle)
+        s = TrainSamples(stores, opts, training=True, seed=epoch, side_views="blank", point_grid=S)[(epoch, 0)]
+        assert s["points_target"].shape == (8, S, S, 3) and s["points_valid"].shape == (8, S, S)
+        M = s["normalisation"]
+        for i, t in enumerate(s["frame_ids"].tolist()):
+            gt = stores[0].clip.load_gt(t)
+            moved = type(gt)(torch.cat([gt.xyz @ M[:3, :3].T + M[:3, 3], gt.data[:, 3:]], dim=1))
+            cams = s["c2w_input"][i * 4:(i + 1) * 4]
+            with torch.no_grad():
+                alpha = render(moved, Cameras(cams), S, S, backend="torch").alpha[..., 0] > 0.5  # [4, S, S]
+            valid = s["points_valid"][i * 4:(i + 1) * 4] > 0
+            for k in range(4):
+                assert _iou(valid[k], alpha[k]) >= 0.7, (epoch, t, k, _iou(valid[k], alpha[k]))
+                if not shuffle and i == 0:  # views 0/90/180/270 see the unspun off-centre object off-centre: a flip misses it
+                    assert _iou(valid[k].flip(0), alpha[k]) < 0.5 and _iou(valid[k].flip(1), alpha[k]) < 0.5, (t, k)
+                pts = s["points_target"][i * 4 + k][valid[k]]
+                row, col, depth = project_to_grid(pts, cams[k], S)
+                rr, cc = torch.nonzero(valid[k], as_tuple=True)
+                assert float(((row - rr).abs() <= 1).float().mean()) > 0.95 and float(((col - cc).abs() <= 1).float().mean()) > 0.95
+                assert bool((depth > 0).all())
+
+
+def test_point_loss_places_the_gaussians_on_the_surface(gt_clip, tmp_path):
+    """With loss.points the Gaussians move onto their targets within a few steps (the term falls)."""
+    cfg = _cfg(gt_clip, **{"train.steps": 20, "optim.lr": 3e-3, "loss.points": 1.0, "data.side_views": "blank"})
+    Run(cfg, tmp_path / "run").train(Reporter(quiet=True))
+    points = [r["points"] for r in _lines(tmp_path / "run")]
+    assert len(points) == 20 and sum(points[-3:]) / 3 <= 0.6 * points[0], points

@@ -208,6 +208,25 @@ def get_rays(c2w: torch.Tensor, height: int, width: int, fovy_deg: float = FOVY_
     return origins, dirs
 
 
+def project_to_grid(points: torch.Tensor, c2w: torch.Tensor, size: int, fovy_deg: float = FOVY_DEG):
+    """Where world points fall in a ``size`` x ``size`` grid over the image of camera ``c2w``.
+
+    points [M,3], c2w [4,4] OpenGL -> ``(row [M] int64, col [M] int64, depth [M])``; row 0 is the top,
+    the cells tile the image as the pixels of a ``size``² image do (pixel centres as in :func:`get_rays`),
+    depth is the distance along the viewing axis (positive in front). Points behind the camera get
+    depth <= 0; rows/cols outside [0, size) are left as they are for the caller to drop.
+    """
+    pose = torch.as_tensor(c2w, dtype=torch.float32)
+    w2c = torch.linalg.inv(pose)
+    cam = points.float() @ w2c[:3, :3].T + w2c[:3, 3]  # [M,3] OpenGL camera axes (looking along -z)
+    depth = -cam[:, 2]
+    f = focal_from_fovy(fovy_deg, size)
+    safe = depth.clamp_min(1e-6)
+    col = torch.floor(f * cam[:, 0] / safe + size / 2).long()
+    row = torch.floor(-f * cam[:, 1] / safe + size / 2).long()
+    return row, col, depth
+
+
 def plucker_rays(c2w: torch.Tensor, height: int, width: int, fovy_deg: float = FOVY_DEG) -> torch.Tensor:
     """Plücker embedding [V,6,H,W] = (o x d, d), moment first, for c2w [V,4,4] (or [4,4])."""
     c2w = torch.as_tensor(c2w, dtype=torch.float32)

@@ -39,6 +39,19 @@ def network_input(rgb: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
     return torch.cat([rgb, rays], dim=2).reshape(1, -1, 9, *rgb.shape[-2:])
 
 
+def mirror_side_views(front: torch.Tensor) -> torch.Tensor:
+    """Views 1..3 (azimuth 90/180/270) of a model trained with ``side_views = "mirror"``, made from
+    each frame's own view 0: front [T, 3, H, W] -> [T, 3, 3, H, W] = (front, front mirrored
+    left-right, front).
+
+    Why: without ImageDream nothing shows the unseen sides, but the back's silhouette is the mirror
+    image of the front's (exactly so in an orthographic view) and a side view spans the same rows
+    as the front; a blank view gives the network nothing of either. Works on any per-channel
+    normalised image as well (mirroring commutes with it).
+    """
+    return torch.stack([front, front.flip(-1), front], dim=1)
+
+
 class Reconstructor:
     """Run an :class:`L4GM` on frames of 4 views.
 
@@ -51,7 +64,7 @@ class Reconstructor:
     CPU, so callers can stream them to disk while the next chunk runs; pass ``None`` to keep them on
     the compute device). ``side_views`` says what the model saw as input views 1..3 in training
     ("reference": real or generated side views, as the released models; "blank": white, as
-    ``reconstruct --views none``); :meth:`from_file` reads it from the file's metadata.
+    ``reconstruct --views none``; "mirror": :func:`mirror_side_views` of every frame); :meth:`from_file` reads it from the file's metadata.
     """
 
     def __init__(

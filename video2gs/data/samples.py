@@ -33,6 +33,7 @@ key                 shape                    meaning
 ``masks_output``    [N, 1, out, out]         supervision alpha in [0, 1]
 ``c2w``             [N, 4, 4]                supervision cameras, OpenGL c2w, normalised (use with ``camera.Cameras``)
 ``c2w_input``       [N_in, 4, 4]             the input cameras as the network saw them (jittered, masked)
+``normalisation``   [4, 4]                   the store's world -> the sample's (the front normalisation of step 3)
 ``cam_view``        [N, 4, 4]                reference rasterizer layout: transposed OpenCV w2c
 ``cam_view_proj``   [N, 4, 4]                ``cam_view @ P`` (``camera.projection_matrix``)
 ``cam_pos``         [N, 3]                   true camera positions (the reference's sign bug is not kept)
@@ -149,7 +150,8 @@ def build_sample(store, opts: SampleOptions, rng: np.random.Generator, training:
         images = recolour(images, recolour_matrix(rng))
     masks = torch.stack(masks)[:, None]  # [N, 1, H, W]
     c2w = torch.stack(poses)  # [N, 4, 4]
-    c2w = front_normalisation(c2w[0], opts.radius) @ c2w  # input view 0 of frame 0 -> the front camera
+    normalise = front_normalisation(c2w[0], opts.radius)
+    c2w = normalise @ c2w  # input view 0 of frame 0 -> the front camera
 
     inputs = _resize(images.reshape(T, V, *images.shape[1:])[:, :K].reshape(T * K, *images.shape[1:]), opts.input_size)
     inputs = inputs.reshape(T, K, 3, opts.input_size, opts.input_size)
@@ -178,6 +180,7 @@ def build_sample(store, opts: SampleOptions, rng: np.random.Generator, training:
         "masks_output": _resize(masks, opts.output_size),
         "c2w": c2w,
         "c2w_input": c2w_in.reshape(T * K, 4, 4),
+        "normalisation": normalise,
         "cam_view": cam_view,
         "cam_view_proj": cam_view_proj,
         "cam_pos": cam_pos,

@@ -31,9 +31,10 @@ from video2gs.nn.l4gm import L4GM
 
 CONFIG_METADATA_KEY = "video2gs_config"
 # What input views 1..3 were in training: "reference" (real or generated side views, the released
-# models) or "blank" (white, as `reconstruct --views none`); `reconstruct` feeds a model what it saw.
+# models), "blank" (white, as `reconstruct --views none`) or "mirror" (every frame's view 0 and its
+# mirror image: video2gs.reconstructor.mirror_side_views); `reconstruct` feeds a model what it saw.
 SIDE_VIEWS_METADATA_KEY = "video2gs_side_views"
-SIDE_VIEWS = ("reference", "blank")
+SIDE_VIEWS = ("reference", "blank", "mirror")
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 # Old LGM releases trained with the rotation-normalisation bug (docs/l4gm.md §7).
 LEGACY_ROT_FILES = ("model.safetensors", "model_fp16.safetensors")

@@ -51,6 +51,7 @@ def reconstruct_chunks(
     backend: str = "auto",
     device=None,
     handoff: bool = True,
+    per_frame: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> list[Chunk]:
     """Run every chunk from ``start_chunk`` on.
 
@@ -60,8 +61,12 @@ def reconstruct_chunks(
     kept exactly (float32) in ``state_dir/handoff_<chunk>.safetensors`` after each chunk, before
     ``on_chunk_done`` records the chunk as complete, so a resumed run continues bit for bit.
     ``handoff=False`` (a model trained with blank side views): every chunk takes ``first_views``.
+    ``per_frame`` (a model trained with side views made from each frame, e.g.
+    :func:`~video2gs.reconstructor.mirror_side_views`): view0 [T,3,H,W] -> views 1..3 [T,3,3,H,W]
+    of every frame; ``first_views`` and the handoff are then unused.
     """
     chunks = plan_chunks(num_frames, chunk_size)
+    handoff = handoff and per_frame is None
     if start_chunk > 0 and handoff:
         side = load_file(str(handoff_path(state_dir, start_chunk - 1)))["side_views"]
     else:
@@ -70,7 +75,8 @@ def reconstruct_chunks(
         frames = torch.stack([load_frame(i) for i in sorted(set(chunk.frames))])  # [U,3,H,W]
         lookup = {f: k for k, f in enumerate(sorted(set(chunk.frames)))}
         view0 = frames[[lookup[f] for f in chunk.frames]]  # [T,3,H,W]
-        x = torch.cat([view0[:, None], side[None].expand(len(chunk.frames), -1, -1, -1, -1)], dim=1)  # [T,4,3,H,W]
+        sides = per_frame(view0) if per_frame is not None else side[None].expand(len(chunk.frames), -1, -1, -1, -1)
+        x = torch.cat([view0[:, None], sides], dim=1)  # [T,4,3,H,W]
         out = Gaussians(network(x).float().cpu())  # [T,N,14]
         for local in chunk.keep:
             write(chunk.frames[local], out.frame(local))
@@ -91,6 +97,7 @@ def reconstruct_stage(run, recon, rep, *, num_frames: int, chunk: int, up: str, 
     """Chunks from the last complete one on, into ``gaussians/`` of the run's staging folder."""
     from video2gs.images import on_white, read_rgba, to_chw
     from video2gs.pipeline.run_folder import VIEWS_DIR
+    from video2gs.reconstructor import mirror_side_views
     from video2gs.sequence import GAUSSIANS_DIR, write_frame
 
     size = recon.config.input_size
@@ -109,6 +116,7 @@ def reconstruct_stage(run, recon, rep, *, num_frames: int, chunk: int, up: str, 
             num_frames, frame_loader(run, size), sides, recon, write, chunk_size=chunk, state_dir=run.work,
             start_chunk=start, on_chunk_done=lambda c: run.mark(chunks_done=c.index + 1), backend=backend,
             handoff=recon.side_views != "blank",
+            per_frame=mirror_side_views if recon.side_views == "mirror" else None,
         )
 
 

@@ -158,7 +158,7 @@ class ReconstructPlan:
     source: object  # FrameSource
     segmenter: object
     segment_record: dict
-    views_source: str  # none | folder | imagedream
+    views_source: str  # none | folder | imagedream | mirror
     user_views: tuple | None
     imagedream_folder: Path | None
     recon: object  # Reconstructor
@@ -197,13 +197,16 @@ def validate_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Reconstruct
     with about("model"):
         model_name = choose_model(opts.model, rep)
         recon, record = load_reconstructor(model_name, device, opts.dtype, "reconstruction")
-    blank_trained = recon.side_views == "blank"
-    if blank_trained and opts.views not in ("auto", "none"):
-        raise OptionError("views", f"{opts.views}: model {model_name} was trained with blank side views and only "
+    own_views = recon.side_views in ("blank", "mirror")  # the model's side views come from the video itself
+    if own_views and opts.views not in ("auto", "none"):
+        raise OptionError("views", f"{opts.views}: model {model_name} was trained with {recon.side_views} side views and only "
                                    "takes --views none; use --model l4gm-recon for ImageDream or your own views")
-    views = "none" if blank_trained else resolve_views_source(opts.views, model_on_disk(opts.imagedream_model))
+    if own_views:
+        views = recon.side_views if recon.side_views == "mirror" else "none"
+    else:
+        views = resolve_views_source(opts.views, model_on_disk(opts.imagedream_model))
     user_views = imagedream_folder = None
-    if views == "none" and opts.views == "auto" and not blank_trained:  # blank is what such a model wants
+    if views == "none" and opts.views == "auto" and not own_views:  # blank is what such a model wants
         rep.warn("ImageDream weights not found: views 1..3 of frame 0 are blank (--views none); "
                  "run `video2gs download imagedream` or pass --views DIR for better results")
     elif views == "imagedream":
@@ -212,7 +215,7 @@ def validate_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Reconstruct
         with about("imagedream_model"):
             imagedream_folder = resolve(opts.imagedream_model, download=False)
             check_layout(imagedream_folder)
-    elif views != "none":
+    elif views not in ("none", "mirror"):
         user_views = load_user_views(Path(views), IMAGE_SIZE)
         views = "folder"
 
@@ -287,7 +290,8 @@ def _reconstruct(opts: ReconstructOptions, plan: ReconstructPlan, run: RunFolder
         run.mark(views=True)
 
     if not run.progress.get("reconstructed"):
-        m["views"]["later_chunks"] = "blank" if plan.recon.side_views == "blank" else "renders of the previous chunk"
+        m["views"]["later_chunks"] = {"blank": "blank", "mirror": "each frame's own view 0 and its mirror image"}.get(
+            plan.recon.side_views, "renders of the previous chunk")
         reconstruct_stage(run, plan.recon, rep, num_frames=n, chunk=opts.chunk, up=opts.up,
                           min_opacity=opts.min_opacity, backend=opts.backend)
         run.mark(reconstructed=True)

@@ -4,7 +4,10 @@ Three sources give views 1..3 (azimuth 90/180/270) of frame 0:
   * ``imagedream``: generate 4 views, reconstruct them statically (L4GM at T = 1), find the
     azimuth at which that object looks like the video frame, render the aligned views;
   * a folder of the user's own images;
-  * ``none``: blank white views (for models trained that way, and for tests).
+  * ``none``: blank white views (for models trained that way, and for tests);
+  * ``mirror``: for models trained with them (the bundled ``demo``): the frame itself at 90° and
+    270°, its mirror image at 180° (:func:`video2gs.reconstructor.mirror_side_views`), made anew
+    for every frame by the reconstruct stage; ``views/`` shows frame 0's.
 
 Images here are float32 [H,W,3] on white in [0,1] unless stated.
 """
@@ -150,7 +153,7 @@ def make_views(source: str, frame0: np.ndarray, views_dir: Path, *, size: int, u
                imagedream=None, rep=None) -> dict:
     """Write ``views/view_{090,180,270}.png`` (what conditions chunk 0); returns the manifest record.
 
-    source: "none" | "folder" | "imagedream". frame0: [S,S,3] float on white (the cropped frame 0).
+    source: "none" | "folder" | "imagedream" | "mirror". frame0: [S,S,3] float on white (the cropped frame 0).
     user_views: (views [3,S,S,3], files) from :func:`load_user_views` for "folder".
     imagedream: a callable ``frame0 -> (views [3,S,S,3], record, extra images {name: [S,S,3]})``.
     """
@@ -159,6 +162,10 @@ def make_views(source: str, frame0: np.ndarray, views_dir: Path, *, size: int, u
     record: dict = {"source": source}
     if source == "none":
         sides = blank_views(size)
+    elif source == "mirror":
+        from video2gs.reconstructor import mirror_side_views
+
+        sides = mirror_side_views(torch.from_numpy(np.ascontiguousarray(frame0)).permute(2, 0, 1)[None])[0].permute(0, 2, 3, 1).numpy()
     elif source == "folder":
         sides, files = user_views
         record["files"] = {str(k): str(Path(v).resolve()) for k, v in files.items()}

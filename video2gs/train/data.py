@@ -8,7 +8,12 @@
   the seed, epoch and index (any worker, any order, so ``--resume`` sees the same data). A corrupt
   sample comes back as ``{"error": msg}`` (skipped and counted by the trainer) unless ``strict``.
   ``side_views = "blank"`` replaces input views 1..3 of every frame by white images with the default
-  input cameras (azimuth 90/180/270), which is what ``reconstruct --views none`` feeds the network.
+  input cameras (azimuth 90/180/270), which is what ``reconstruct --views none`` feeds the network;
+  ``"mirror"`` replaces them, in every frame, by :func:`~video2gs.reconstructor.mirror_side_views` of
+  that frame's view 0, with the same default cameras (what ``reconstruct`` feeds such a model).
+  ``point_grid = S > 0`` adds the pixel-aligned surface targets of :mod:`video2gs.data.point_targets`
+  for the S x S Gaussian grid of every input view (``points_target`` [T·K, S, S, 3], ``points_valid``
+  [T·K, S, S]; all invalid for a clip without ``gt/``), seen from the cameras the network was given.
 * :class:`StepBatches` -- the batch sampler: micro-step m of process r of w takes positions
   ``(m·w + r)·B ... + B`` of one endless stream, epoch e being a seeded permutation of the samples.
 """
@@ -21,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from video2gs.camera import input_view_rays
+from video2gs.camera import INPUT_AZIMUTHS, input_view_rays, orbit_cameras
 from video2gs.data.samples import L4GMDataset, SampleOptions
 from video2gs.data.stores import REFERENCE_FIXED, REFERENCE_FIXED_INTERP, REFERENCE_RANDOM, ClipStore, TarStore
 from video2gs.errors import UserError
-from video2gs.reconstructor import network_input
+from video2gs.reconstructor import mirror_side_views, network_input
 
 SAMPLE_ERRORS = (UserError, OSError, ValueError, KeyError, RuntimeError)
 
@@ -124,6 +129,48 @@ def blank_side_views(sample: dict, num_input_views: int) -> dict:
     x = x.reshape(T, K, *x.shape[1:]).clone()
     x[:, 1:] = white
     sample["input"] = x.reshape(T * K, *x.shape[2:])
+    cams = sample["c2w_input"].reshape(T, K, 4, 4).clone()
+    cams[:, 1:] = orbit_cameras(INPUT_AZIMUTHS[1:K])
+    sample["c2w_input"] = cams.reshape(T * K, 4, 4)
+    return sample
+
+
+def mirrored_side_views(sample: dict, num_input_views: int) -> dict:
+    """Input views 1..3 of every frame -> :func:`mirror_side_views` of the frame's view 0 (on the
+    normalised RGB, which mirroring commutes with) with the default input cameras' rays."""
+    x = sample["input"]  # [T·K, 9, in, in]
+    K, size = num_input_views, x.shape[-1]
+    if K != 4:
+        raise UserError(f"side_views = mirror needs 4 input views, got {K}")
+    T = x.shape[0] // K
+    x = x.reshape(T, K, *x.shape[1:]).clone()
+    x[:, 1:, :3] = mirror_side_views(x[:, 0, :3])
+    x[:, 1:, 3:] = input_view_rays(size)[1:K]
+    sample["input"] = x.reshape(T * K, *x.shape[2:])
+    cams = sample["c2w_input"].reshape(T, K, 4, 4).clone()
+    cams[:, 1:] = orbit_cameras(INPUT_AZIMUTHS[1:K])
+    sample["c2w_input"] = cams.reshape(T * K, 4, 4)
+    return sample
+
+
+def add_point_targets(sample: dict, store, grid: int) -> dict:
+    """``points_target`` / ``points_valid`` of the sample's input cameras (module docstring)."""
+    from video2gs.data.point_targets import surface_targets
+
+    cams = sample["c2w_input"]  # [T·K, 4, 4], sample frame
+    frames = sample["frame_ids"].tolist()
+    K = cams.shape[0] // len(frames)
+    target = torch.zeros(cams.shape[0], grid, grid, 3)
+    valid = torch.zeros(cams.shape[0], grid, grid)
+    clip = getattr(store, "clip", None)
+    if clip is not None and clip.has_gt:
+        M = sample["normalisation"]
+        for i, t in enumerate(frames):
+            gt = clip.load_gt(t)
+            xyz = gt.xyz @ M[:3, :3].T + M[:3, 3]
+            tg, ok = surface_targets(xyz, gt.opacity, cams[i * K:(i + 1) * K], grid)
+            target[i * K:(i + 1) * K], valid[i * K:(i + 1) * K] = tg, ok.float()
+    sample["points_target"], sample["points_valid"] = target, valid
     return sample
 
 
@@ -131,10 +178,11 @@ class TrainSamples(torch.utils.data.Dataset):
     """``L4GMDataset`` indexed by ``(epoch, index)`` with side-view handling and corrupt-sample capture."""
 
     def __init__(self, stores: list, options: SampleOptions, *, training: bool, seed: int,
-                 side_views: str = "reference", strict: bool = False):
+                 side_views: str = "reference", strict: bool = False, point_grid: int = 0):
         self.inner = L4GMDataset(stores, options, training=training, seed=seed)
         self.side_views = side_views
         self.strict = strict
+        self.point_grid = int(point_grid)
 
     def __len__(self) -> int:
         return len(self.inner)
@@ -150,6 +198,15 @@ class TrainSamples(torch.utils.data.Dataset):
             return {"error": f"{self.inner.stores[index].name}: {exc}"}
         if self.side_views == "blank":
             sample = blank_side_views(sample, self.inner.options.num_input_views)
+        elif self.side_views == "mirror":
+            sample = mirrored_side_views(sample, self.inner.options.num_input_views)
+        if self.point_grid > 0:
+            try:
+                sample = add_point_targets(sample, self.inner.stores[index], self.point_grid)
+            except SAMPLE_ERRORS as exc:
+                if self.strict:
+                    raise UserError(f"corrupt ground truth in {self.inner.stores[index].name}: {exc}") from exc
+                return {"error": f"{self.inner.stores[index].name} (gt/): {exc}"}
         return sample
 
 

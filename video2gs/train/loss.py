@@ -1,11 +1,13 @@
 """The reference's training loss: render the predicted Gaussians at every supervision view and compare.
 
-    loss = MSE(rgb, gt on white) + MSE(alpha, mask) + lpips · LPIPS-VGG(rgb↓, gt↓)
+    loss = MSE(rgb, gt on white) + MSE(alpha, mask) + lpips · LPIPS-VGG(rgb↓, gt↓) [+ points · L_points]
 
 over B·T frames × V views; ``↓`` = bilinear to ``lpips_size`` (256 in the reference), the LPIPS
 module maps [0, 1] to [-1, 1]. ``lpips_views = k > 0`` (ours, for CPUs, where LPIPS-VGG is half of
 a step) takes the LPIPS term over k of the B·N images only, a subset drawn from the batch's sample,
-view and frame ids (so a resumed run draws the same): an unbiased estimate of the same mean. Rendering goes through :func:`video2gs.render.render` on a white
+view and frame ids (so a resumed run draws the same): an unbiased estimate of the same mean.
+``points > 0`` (ours, see :mod:`video2gs.data.point_targets`) adds ``L_points``: the mean Euclidean
+distance of each input cell's Gaussian to its surface target, over the cells that have one. Rendering goes through :func:`video2gs.render.render` on a white
 background: ``backend="auto"`` takes gsplat on CUDA and the differentiable torch backend on the CPU
 (it sees that gradients are needed), so there is one code path for both.
 """
@@ -41,12 +43,25 @@ def render_views(gaussians: torch.Tensor, c2w: torch.Tensor, size: int, backend:
     return Rendered(torch.cat(rgb).permute(0, 3, 1, 2), torch.cat(alpha).permute(0, 3, 1, 2))
 
 
+def point_loss(gaussians: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """gaussians [B·T, K·S², 14], target [B, T·K, S, S, 3], valid [B, T·K, S, S] -> mean distance over valid cells.
+
+    Gaussian ``k·S² + row·S + col`` of a frame belongs to cell (row, col) of input view k.
+    """
+    xyz = gaussians[..., 0:3].float().reshape(-1, 3)  # (b, t, k, row, col) order, as the targets
+    tgt = target.reshape(-1, 3).to(xyz)
+    ok = valid.reshape(-1).to(xyz)
+    dist = ((xyz - tgt).square().sum(-1) + 1e-8).sqrt()
+    return (dist * ok).sum() / ok.sum().clamp_min(1.0)
+
+
 class Criterion(torch.nn.Module):
     """Loss and logged terms of one batch; ``lpips`` is a frozen :class:`video2gs.metrics.LPIPS` or None."""
 
     def __init__(self, lpips: torch.nn.Module | None, lpips_weight: float = 1.0, lpips_size: int = 256,
-                 backend: str = "auto", lpips_views: int = 0):
+                 backend: str = "auto", lpips_views: int = 0, points_weight: float = 0.0):
         super().__init__()
+        self.points_weight = float(points_weight)
         self.lpips = lpips
         self.lpips_weight = float(lpips_weight) if lpips is not None else 0.0
         self.lpips_size = int(lpips_size)
@@ -82,6 +97,10 @@ class Criterion(torch.nn.Module):
                             F.interpolate(g_rgb, size=size, mode="bilinear", align_corners=False)).mean()
             loss = loss + self.lpips_weight * lp
             terms["lpips"] = lp.detach()
+        if self.points_weight > 0 and "points_target" in batch:
+            lp = point_loss(gaussians, batch["points_target"], batch["points_valid"])
+            loss = loss + self.points_weight * lp
+            terms["points"] = lp.detach()
         terms["psnr"] = psnr(pred.rgb.detach().clamp(0, 1), gt_rgb).mean()
         terms["loss"] = loss.detach()
         return loss, terms, pred

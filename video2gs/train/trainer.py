@@ -184,10 +184,12 @@ class Run:
         self.skipped_clips = list(self.stores.skipped)
         opts = sample_options(cfg, self.model.config.input_size)
         kw = dict(seed=t["seed"], side_views=d["side_views"], strict=d["strict"])
-        self.train_samples = TrainSamples(self.stores.train, opts, training=True, **kw)
+        grid = self.model.config.splat_size if cfg["loss.points"] > 0 else 0
+        self.train_samples = TrainSamples(self.stores.train, opts, training=True, point_grid=grid, **kw)
         self.val_samples = TrainSamples(self.stores.val, opts, training=False, **kw)
         self.lpips = _lpips(cfg, self.device)
-        self.criterion = Criterion(self.lpips, cfg["loss.lpips"], cfg["loss.lpips_size"], t["backend"], cfg["loss.lpips_views"])
+        self.criterion = Criterion(self.lpips, cfg["loss.lpips"], cfg["loss.lpips_size"], t["backend"], cfg["loss.lpips_views"],
+                                   cfg["loss.points"])
         self.wrapped, self.optimizer = self.accel.prepare(self.model, self.optimizer)
 
     # -- bookkeeping ---------------------------------------------------------------------------
