@@ -277,9 +277,39 @@ def test_point_targets_are_the_surface_seen_through_each_input_cell(gt_clip):
                 assert bool((depth > 0).all())
 
 
-def test_point_loss_places_the_gaussians_on_the_surface(gt_clip, tmp_path):
-    """With loss.points the Gaussians move onto their targets within a few steps (the term falls)."""
-    cfg = _cfg(gt_clip, **{"train.steps": 20, "optim.lr": 3e-3, "loss.points": 1.0, "data.side_views": "blank"})
+def test_point_loss_places_the_gaussians_on_the_surface(gt_clip, tmp_path, monkeypatch):
+    """With loss.points the Gaussians move onto their targets within a few steps (position, colour
+    and opacity terms fall); with loss.render = 0 no training step renders anything."""
+    import video2gs.train.loss as loss_module
+    import video2gs.train.validate  # noqa: F401  (binds the real render_views: validation still renders)
+
+    def no_render(*a, **k):
+        raise AssertionError("loss.render = 0 rendered in a training step")
+
+    monkeypatch.setattr(loss_module, "render_views", no_render)
+    cfg = _cfg(gt_clip, **{"train.steps": 20, "optim.lr": 3e-3, "loss.points": 1.0, "loss.render": 0.0,
+                           "data.side_views": "mirror"})
     Run(cfg, tmp_path / "run").train(Reporter(quiet=True))
-    points = [r["points"] for r in _lines(tmp_path / "run")]
-    assert len(points) == 20 and sum(points[-3:]) / 3 <= 0.6 * points[0], points
+    rows = _lines(tmp_path / "run")
+    assert len(rows) == 20 and "psnr" not in rows[0] and "mse_rgb" not in rows[0]
+    for key, fall in (("points", 0.6), ("points_opacity", 0.75), ("points_rgb", 0.95)):
+        values = [r[key] for r in rows]
+        assert sum(values[-3:]) / 3 <= fall * values[0], (key, values)
+
+
+def test_point_targets_take_the_samples_colour_map(gt_clip):
+    """Recoloured samples: the colour targets go through the same map as the images (white fixed)."""
+    from video2gs.data.samples import SampleOptions
+    from video2gs.train.data import TrainSamples, open_stores
+
+    stores = open_stores([str(gt_clip)]).train
+    base = dict(num_frames=1, num_views=5, input_size=32, output_size=32, prob_grid_distortion=0.0, shuffle_input=False)
+    plain = TrainSamples(stores, SampleOptions(**base), training=True, seed=0, point_grid=16)[(0, 0)]
+    tinted = TrainSamples(stores, SampleOptions(**base, prob_recolour=1.0), training=True, seed=0, point_grid=16)[(0, 0)]
+    C = tinted["colour_map"]
+    assert not torch.allclose(C, torch.eye(3)) and torch.equal(plain["colour_map"], torch.eye(3))
+    ok = plain["points_valid"] > 0
+    assert torch.equal(ok, tinted["points_valid"] > 0) and int(ok.sum()) > 20
+    expected = (plain["points_rgb"][ok] @ C.T).clamp(0, 1)  # the map is linear: mean of mapped = mapped mean
+    assert torch.allclose(tinted["points_rgb"][ok], expected, atol=0.02)
+    assert float(plain["points_known"]) == 1.0

@@ -8,10 +8,11 @@ move when a position changes. A CPU-sized training run (issue 12) therefore adds
 (``loss.points``, ours, not the reference's): for the cell (row, col) of input camera k, the mean of
 the ground-truth points that project into the cell and lie within ``band`` of the nearest of them
 (the front surface), over points with opacity >= ``min_opacity``; cells no point reaches have no
-target (their Gaussians are free; the alpha loss makes them transparent).
+target for position and colour, and the target opacity 0 (a cell with a target: 1).
 
-    target, valid = surface_targets(xyz, opacity, c2w, size=32)
-    # xyz [M,3] world, opacity [M], c2w [K,4,4] OpenGL -> target [K,S,S,3], valid [K,S,S] bool
+    target, valid, colour = surface_targets(xyz, opacity, c2w, size=32, rgb=rgb)
+    # xyz [M,3] world, opacity [M], c2w [K,4,4] OpenGL, rgb [M,3] ->
+    # target [K,S,S,3], valid [K,S,S] bool, colour [K,S,S,3] (the same mean over the front points)
 """
 
 from __future__ import annotations
@@ -25,15 +26,18 @@ BAND = 0.03  # world units (objects fill [-0.5, 0.5]³): the front surface's thi
 
 
 def surface_targets(xyz: torch.Tensor, opacity: torch.Tensor, c2w: torch.Tensor, size: int, *,
-                    fovy_deg: float = FOVY_DEG, min_opacity: float = MIN_OPACITY, band: float = BAND):
-    """Front-surface point of every grid cell of every camera (see the module docstring).
+                    rgb: torch.Tensor | None = None, fovy_deg: float = FOVY_DEG, min_opacity: float = MIN_OPACITY,
+                    band: float = BAND):
+    """Front-surface point (and colour) of every grid cell of every camera (see the module docstring).
 
-    xyz [M,3], opacity [M], c2w [K,4,4] -> ``(target [K,size,size,3] float32, valid [K,size,size] bool)``.
+    xyz [M,3], opacity [M], c2w [K,4,4], rgb [M,3] or None -> ``(target [K,size,size,3] float32,
+    valid [K,size,size] bool, colour [K,size,size,3] or None)``.
     """
     keep = opacity >= min_opacity
     pts = xyz[keep].float()
+    cols = rgb[keep].float() if rgb is not None else None
     cells = size * size
-    targets, valids = [], []
+    targets, valids, colours = [], [], []
     for pose in torch.as_tensor(c2w, dtype=torch.float32).reshape(-1, 4, 4):
         row, col, depth = project_to_grid(pts, pose, size, fovy_deg)
         inside = (depth > ZNEAR) & (row >= 0) & (row < size) & (col >= 0) & (col < size)
@@ -41,8 +45,11 @@ def surface_targets(xyz: torch.Tensor, opacity: torch.Tensor, c2w: torch.Tensor,
         nearest = torch.full((cells,), float("inf")).scatter_reduce(0, idx, d, "amin")
         front = d <= nearest[idx] + band
         idx, p = idx[front], p[front]
-        total = torch.zeros(cells, 3).index_add_(0, idx, p)
-        count = torch.zeros(cells).index_add_(0, idx, torch.ones(len(idx)))
-        valids.append((count > 0).reshape(size, size))
-        targets.append((total / count.clamp_min(1)[:, None]).reshape(size, size, 3))
-    return torch.stack(targets), torch.stack(valids)
+        hits = torch.zeros(cells).index_add_(0, idx, torch.ones(len(idx)))
+        count = hits.clamp_min(1)[:, None]
+        valids.append((hits > 0).reshape(size, size))
+        targets.append((torch.zeros(cells, 3).index_add_(0, idx, p) / count).reshape(size, size, 3))
+        if cols is not None:
+            c = cols[inside][front]
+            colours.append((torch.zeros(cells, 3).index_add_(0, idx, c) / count).reshape(size, size, 3))
+    return torch.stack(targets), torch.stack(valids), (torch.stack(colours) if cols is not None else None)

@@ -34,6 +34,7 @@ key                 shape                    meaning
 ``c2w``             [N, 4, 4]                supervision cameras, OpenGL c2w, normalised (use with ``camera.Cameras``)
 ``c2w_input``       [N_in, 4, 4]             the input cameras as the network saw them (jittered, masked)
 ``normalisation``   [4, 4]                   the store's world -> the sample's (the front normalisation of step 3)
+``colour_map``      [3, 3]                   the recolouring applied to every image (identity when none)
 ``cam_view``        [N, 4, 4]                reference rasterizer layout: transposed OpenCV w2c
 ``cam_view_proj``   [N, 4, 4]                ``cam_view @ P`` (``camera.projection_matrix``)
 ``cam_pos``         [N, 3]                   true camera positions (the reference's sign bug is not kept)
@@ -146,8 +147,10 @@ def build_sample(store, opts: SampleOptions, rng: np.random.Generator, training:
     if len(sizes) != 1:
         raise UserError(f"{store.name}: views have different image sizes {sorted(sizes)}")
     images = torch.stack(images)  # [N, 3, H, W]
+    colour_map = torch.eye(3)
     if training and opts.prob_recolour > 0 and rng.random() < opts.prob_recolour:
-        images = recolour(images, recolour_matrix(rng))
+        colour_map = recolour_matrix(rng)
+        images = recolour(images, colour_map)
     masks = torch.stack(masks)[:, None]  # [N, 1, H, W]
     c2w = torch.stack(poses)  # [N, 4, 4]
     normalise = front_normalisation(c2w[0], opts.radius)
@@ -181,6 +184,7 @@ def build_sample(store, opts: SampleOptions, rng: np.random.Generator, training:
         "c2w": c2w,
         "c2w_input": c2w_in.reshape(T * K, 4, 4),
         "normalisation": normalise,
+        "colour_map": colour_map,
         "cam_view": cam_view,
         "cam_view_proj": cam_view_proj,
         "cam_pos": cam_pos,

@@ -12,8 +12,9 @@
   ``"mirror"`` replaces them, in every frame, by :func:`~video2gs.reconstructor.mirror_side_views` of
   that frame's view 0, with the same default cameras (what ``reconstruct`` feeds such a model).
   ``point_grid = S > 0`` adds the pixel-aligned surface targets of :mod:`video2gs.data.point_targets`
-  for the S x S Gaussian grid of every input view (``points_target`` [T·K, S, S, 3], ``points_valid``
-  [T·K, S, S]; all invalid for a clip without ``gt/``), seen from the cameras the network was given.
+  for the S x S Gaussian grid of every input view (``points_target`` [T·K, S, S, 3], ``points_rgb``
+  [T·K, S, S, 3] through the sample's ``colour_map``, ``points_valid`` [T·K, S, S]; a clip without
+  ``gt/`` gets ``points_known`` 0 and no loss), seen from the cameras the network was given.
 * :class:`StepBatches` -- the batch sampler: micro-step m of process r of w takes positions
   ``(m·w + r)·B ... + B`` of one endless stream, epoch e being a seeded permutation of the samples.
 """
@@ -161,15 +162,20 @@ def add_point_targets(sample: dict, store, grid: int) -> dict:
     frames = sample["frame_ids"].tolist()
     K = cams.shape[0] // len(frames)
     target = torch.zeros(cams.shape[0], grid, grid, 3)
+    colour = torch.zeros(cams.shape[0], grid, grid, 3)
     valid = torch.zeros(cams.shape[0], grid, grid)
     clip = getattr(store, "clip", None)
-    if clip is not None and clip.has_gt:
-        M = sample["normalisation"]
+    known = clip is not None and clip.has_gt
+    if known:
+        M, C = sample["normalisation"], sample["colour_map"]
         for i, t in enumerate(frames):
             gt = clip.load_gt(t)
             xyz = gt.xyz @ M[:3, :3].T + M[:3, 3]
-            tg, ok = surface_targets(xyz, gt.opacity, cams[i * K:(i + 1) * K], grid)
-            target[i * K:(i + 1) * K], valid[i * K:(i + 1) * K] = tg, ok.float()
+            rgb = (gt.rgb @ C.T).clamp(0.0, 1.0)  # as the images were recoloured
+            tg, ok, col = surface_targets(xyz, gt.opacity, cams[i * K:(i + 1) * K], grid, rgb=rgb)
+            target[i * K:(i + 1) * K], valid[i * K:(i + 1) * K], colour[i * K:(i + 1) * K] = tg, ok.float(), col
+    sample["points_known"] = torch.tensor(float(known))
+    sample["points_rgb"] = colour
     sample["points_target"], sample["points_valid"] = target, valid
     return sample
 

@@ -96,7 +96,7 @@ def initialise(model, init: str) -> dict:
 
 
 def _lpips(cfg: TrainConfig, device):
-    if cfg["loss.lpips"] <= 0:
+    if cfg["loss.lpips"] <= 0 or cfg["loss.render"] <= 0:
         return None
     from video2gs.metrics.lpips import load_lpips
 
@@ -189,7 +189,7 @@ class Run:
         self.val_samples = TrainSamples(self.stores.val, opts, training=False, **kw)
         self.lpips = _lpips(cfg, self.device)
         self.criterion = Criterion(self.lpips, cfg["loss.lpips"], cfg["loss.lpips_size"], t["backend"], cfg["loss.lpips_views"],
-                                   cfg["loss.points"])
+                                   cfg["loss.points"], cfg["loss.render"])
         self.wrapped, self.optimizer = self.accel.prepare(self.model, self.optimizer)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -293,7 +293,8 @@ class Run:
                         window[k] = window.get(k, 0.0) + v
                     n_window += 1
                     sps = (self.step - start_step) / max(time.perf_counter() - t0, 1e-9)
-                    bar.update(completed=self.step, description=f"train loss {terms['loss']:.4f} psnr {terms['psnr']:.2f} {sps:.2f} it/s")
+                    psnr = f" psnr {terms['psnr']:.2f}" if "psnr" in terms else ""
+                    bar.update(completed=self.step, description=f"train loss {terms['loss']:.4f}{psnr} {sps:.2f} it/s")
                     due = lambda every: every > 0 and self.step % every == 0  # noqa: E731
                     if due(L["every"]) or self.step == steps:
                         now = time.perf_counter()
@@ -304,7 +305,7 @@ class Run:
                         if main:
                             run_log.write(rec)
                         window, n_window, t_window = {}, 0, now
-                    if main and (due(L["grid_every"])):
+                    if main and due(L["grid_every"]) and pred is not None:
                         logs.write_grid(self.out / logs.GRID_DIR / f"step-{self.step:06d}.png", pred.rgb,
                                         batch["images_output"].flatten(0, 1), cfg["data.num_views"])
                     if due(L["val_every"]) or self.step == steps:
