@@ -319,6 +319,10 @@ def test_a_folder_named_like_a_model_is_not_that_model(clip, tmp_path, capsys, m
     """`video2gs example demo/` (the README's first command) leaves a folder named demo; with no
     bundled demo and no l4gm-recon, --model auto must still say l4gm-recon is missing, not take the
     folder for a model (registry names are names, as weights.resolve reads them)."""
+    from video2gs import weights
+
+    registry = {k: v for k, v in weights._registry().items() if k != "demo"}  # a package without the bundled model
+    monkeypatch.setattr(weights, "_registry", lambda: registry)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.delenv("VIDEO2GS_MODEL_L4GM_RECON", raising=False)
     monkeypatch.chdir(tmp_path)
