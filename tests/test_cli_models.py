@@ -61,8 +61,9 @@ def test_models_table_tells_the_truth(env, run):
     assert code == 0, err
     line = row(out, "l4gm-recon")
     assert "present" in line and str(snap / "recon.safetensors") in line and "(NC)" in line and "1.87 GB" in line
-    for name in EXPECTED - {"l4gm-recon"}:
+    for name in EXPECTED - {"l4gm-recon", "demo"}:
         assert "absent" in row(out, name), name
+    assert "present (bundled)" in row(out, "demo")  # ships in the package
     assert "(NC)" in row(out, "l4gm-interp") and "(NC)" not in row(out, "lgm-fixrot")
     assert "830 MB" in row(out, "lgm-fp16-fixrot") and "openrail" in row(out, "imagedream")
     assert "non-commercial" in out and "HF_HUB_OFFLINE" in out

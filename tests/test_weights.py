@@ -16,7 +16,7 @@ from video2gs import weights
 from video2gs.errors import ModelNotFoundError, UserError
 
 EXPECTED = {"l4gm-recon", "l4gm-interp", "lgm-fixrot", "lgm-fp16-fixrot", "imagedream", "lgm", "lgm-fp16",
-            "lpips-vgg", "lpips-alex"}
+            "lpips-vgg", "lpips-alex", "demo"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,13 +126,30 @@ def test_cards_load_and_cover_the_released_models():
 
 def test_licences():
     for card in weights.list_cards():
-        if card.kind == "l4gm":
+        if card.kind == "l4gm" and card.bundled:  # trained by video2gs on openly licensed data
+            assert not card.licence.non_commercial and card.licence.id == "CC-BY-4.0"
+        elif card.kind == "l4gm":
             assert card.licence.non_commercial and card.licence.id == "CC-BY-NC-SA-4.0"
             assert card.licence.short.endswith("(NC)")
         else:
             assert not card.licence.non_commercial
     assert weights.get_card("imagedream").licence.id == "openrail"
     assert weights.get_card("lgm-fixrot").licence.id == "MIT"
+
+
+def test_the_bundled_model_is_what_its_card_says():
+    """The shipped demo: the file next to its card, its size and sha256, under 20 MB, the demo
+    network with the parameter count on the card, trained with the side views the card names."""
+    from video2gs.nn.checkpoint import load_model, trained_side_views
+
+    card = weights.get_card("demo")
+    assert card.bundled and not card.hub and card.bundled_path.is_file()
+    weights.verify(card, card.bundled_path)
+    assert card.bundled_path.stat().st_size <= 20 * 10**6
+    model = load_model(card.bundled_path)
+    assert model.config.name == "demo" == card.config["arch"]
+    assert sum(p.numel() for p in model.parameters()) == card.config["params"]
+    assert trained_side_views(card.bundled_path) == card.config["side_views"] == "mirror"
 
 
 def test_architecture_config():
