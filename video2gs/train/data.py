@@ -119,39 +119,41 @@ def sample_options(cfg, input_size: int) -> SampleOptions:
     )
 
 
-def blank_side_views(sample: dict, num_input_views: int) -> dict:
-    """Input views 1..K-1 of every frame -> white images seen from the default input cameras
-    (az 90/180/270, elevation 0): the network input of ``reconstruct --views none``."""
+def _with_side_views(sample: dict, num_input_views: int, rgb) -> dict:
+    """Input views 1..K-1 of every frame -> RGB ``rgb(view0)`` (normalised [T, 3, in, in] ->
+    [T, K-1, 3, in, in]) seen from the default input cameras (az 90/180/270, elevation 0): their
+    rays in ``input``, their poses in ``c2w_input``."""
     x = sample["input"]  # [T·K, 9, in, in]
     K, size = num_input_views, x.shape[-1]
     T = x.shape[0] // K
-    rays = input_view_rays(size)[:K]  # [K, 6, in, in]; view 0 = the canonical front camera
-    white = network_input(torch.ones(1, K - 1, 3, size, size), rays[1:])[0]  # [K-1, 9, in, in]
     x = x.reshape(T, K, *x.shape[1:]).clone()
-    x[:, 1:] = white
+    x[:, 1:, :3] = rgb(x[:, 0, :3])
+    x[:, 1:, 3:] = input_view_rays(size)[1:K]  # view 0 = the canonical front camera
     sample["input"] = x.reshape(T * K, *x.shape[2:])
     cams = sample["c2w_input"].reshape(T, K, 4, 4).clone()
     cams[:, 1:] = orbit_cameras(INPUT_AZIMUTHS[1:K])
     sample["c2w_input"] = cams.reshape(T * K, 4, 4)
     return sample
+
+
+def blank_side_views(sample: dict, num_input_views: int) -> dict:
+    """Input views 1..K-1 of every frame -> white images seen from the default input cameras
+    (az 90/180/270, elevation 0): the network input of ``reconstruct --views none``."""
+    K = num_input_views
+
+    def white(front: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones(1, K - 1, 3, *front.shape[-2:])
+        return network_input(ones, torch.zeros(K - 1, 6, *front.shape[-2:]))[0][:, :3]  # normalised white
+
+    return _with_side_views(sample, K, white)
 
 
 def mirrored_side_views(sample: dict, num_input_views: int) -> dict:
     """Input views 1..3 of every frame -> :func:`mirror_side_views` of the frame's view 0 (on the
-    normalised RGB, which mirroring commutes with) with the default input cameras' rays."""
-    x = sample["input"]  # [T·K, 9, in, in]
-    K, size = num_input_views, x.shape[-1]
-    if K != 4:
-        raise UserError(f"side_views = mirror needs 4 input views, got {K}")
-    T = x.shape[0] // K
-    x = x.reshape(T, K, *x.shape[1:]).clone()
-    x[:, 1:, :3] = mirror_side_views(x[:, 0, :3])
-    x[:, 1:, 3:] = input_view_rays(size)[1:K]
-    sample["input"] = x.reshape(T * K, *x.shape[2:])
-    cams = sample["c2w_input"].reshape(T, K, 4, 4).clone()
-    cams[:, 1:] = orbit_cameras(INPUT_AZIMUTHS[1:K])
-    sample["c2w_input"] = cams.reshape(T * K, 4, 4)
-    return sample
+    normalised RGB, which mirroring commutes with), seen from the default input cameras."""
+    if num_input_views != 4:
+        raise UserError(f"side_views = mirror needs 4 input views, got {num_input_views}")
+    return _with_side_views(sample, num_input_views, mirror_side_views)
 
 
 def add_point_targets(sample: dict, store, grid: int) -> dict:
