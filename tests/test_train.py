@@ -313,3 +313,21 @@ def test_point_targets_take_the_samples_colour_map(gt_clip):
     expected = (plain["points_rgb"][ok] @ C.T).clamp(0, 1)  # the map is linear: mean of mapped = mapped mean
     assert torch.allclose(tinted["points_rgb"][ok], expected, atol=0.02)
     assert float(plain["points_known"]) == 1.0
+
+
+def test_points_rgb_weights_only_the_colour_term():
+    """loss.points_rgb scales the colour part of loss.points and nothing else: the loss moves by
+    exactly (w - 1) · points_rgb, and the logged terms stay unweighted."""
+    from video2gs.train.loss import Criterion
+
+    gen = torch.Generator().manual_seed(0)
+    S, K = 4, 4
+    g = torch.rand(2, K * S * S, 14, generator=gen)
+    batch = {"points_target": torch.rand(1, 2 * K, S, S, 3, generator=gen),
+             "points_rgb": torch.rand(1, 2 * K, S, S, 3, generator=gen),
+             "points_valid": (torch.rand(1, 2 * K, S, S, generator=gen) > 0.3).float(),
+             "points_known": torch.ones(1)}
+    one, t1, _ = Criterion(None, points_weight=2.0, render_weight=0.0)(g, batch)
+    ten, t10, _ = Criterion(None, points_weight=2.0, render_weight=0.0, points_rgb_weight=10.0)(g, batch)
+    assert float(t1["points_rgb"]) > 0 and t1["points_rgb"] == t10["points_rgb"] and t1["points"] == t10["points"]
+    assert torch.allclose(ten - one, 2.0 * 9.0 * t1["points_rgb"], rtol=1e-5)

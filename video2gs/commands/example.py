@@ -133,12 +133,12 @@ def example(
 ) -> None:
     """Write a short 4D demo sequence (Spot the cow hopping and turning) to OUT; then try `video2gs render OUT`.
 
-    With --video: write the example input video to OUT; then try `video2gs reconstruct OUT -o run/`.
+    With --video: write the example input video to OUT; then try `video2gs reconstruct OUT -o out/`.
     """
     start = time.perf_counter()
     if video:
         path = write_example_video(out)
-        typer.echo(f"wrote {path} (the faerie running, 16 frames at 8 fps); next: video2gs reconstruct {path} -o run/")
+        typer.echo(f"wrote {path} (the faerie running, 16 frames at 8 fps); next: video2gs reconstruct {path} -o out/")
         return
     with Reporter(quiet=quiet) as rep:
         manifest = write_example(out, frames=frames, fps=fps, up=up, reporter=rep)

@@ -8,7 +8,7 @@ a step) takes the LPIPS term over k of the B·N images only, a subset drawn from
 view and frame ids (so a resumed run draws the same): an unbiased estimate of the same mean.
 ``points > 0`` (ours, see :mod:`video2gs.data.point_targets`) adds ``L_points``: the mean Euclidean
 distance of each input cell's Gaussian to its surface target and the MSE of its colour to the
-target colour (over the cells that have one), plus the binary cross-entropy of every cell's opacity
+target colour (over the cells that have one; times ``points_rgb``), plus the binary cross-entropy of every cell's opacity
 against "has a target". ``render = 0`` drops the rendered terms (no rasterisation, no LPIPS: a fast
 first phase on the surface targets alone). Rendering goes through :func:`video2gs.render.render` on a white
 background: ``backend="auto"`` takes gsplat on CUDA and the differentiable torch backend on the CPU
@@ -68,9 +68,10 @@ class Criterion(torch.nn.Module):
 
     def __init__(self, lpips: torch.nn.Module | None, lpips_weight: float = 1.0, lpips_size: int = 256,
                  backend: str = "auto", lpips_views: int = 0, points_weight: float = 0.0,
-                 render_weight: float = 1.0):
+                 render_weight: float = 1.0, points_rgb_weight: float = 1.0):
         super().__init__()
         self.points_weight = float(points_weight)
+        self.points_rgb_weight = float(points_rgb_weight)
         self.render_weight = float(render_weight)
         self.lpips = lpips
         self.lpips_weight = float(lpips_weight) if lpips is not None else 0.0
@@ -115,7 +116,8 @@ class Criterion(torch.nn.Module):
             terms["psnr"] = psnr(pred.rgb.detach().clamp(0, 1), gt_rgb).mean()
         if self.points_weight > 0 and "points_target" in batch:
             parts = point_loss(gaussians, batch)
-            loss = loss + self.points_weight * sum(parts.values())
+            weighted = parts["points"] + self.points_rgb_weight * parts["points_rgb"] + parts["points_opacity"]
+            loss = loss + self.points_weight * weighted
             terms.update({k: v.detach() for k, v in parts.items()})
         terms["loss"] = loss.detach()
         return loss, terms, pred

@@ -189,7 +189,7 @@ class Run:
         self.val_samples = TrainSamples(self.stores.val, opts, training=False, **kw)
         self.lpips = _lpips(cfg, self.device)
         self.criterion = Criterion(self.lpips, cfg["loss.lpips"], cfg["loss.lpips_size"], t["backend"], cfg["loss.lpips_views"],
-                                   cfg["loss.points"], cfg["loss.render"])
+                                   cfg["loss.points"], cfg["loss.render"], cfg["loss.points_rgb"])
         self.wrapped, self.optimizer = self.accel.prepare(self.model, self.optimizer)
 
     # -- bookkeeping ---------------------------------------------------------------------------
