@@ -1,4 +1,4 @@
-from video2gs.cli import main
+from video2gs.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -177,5 +177,26 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code)
 
 
+def entry() -> None:
+    """The process entry point (the console script and ``python -m video2gs``): :func:`main`, and
+    an interrupted run (exit 130 or 143) leaves through ``os._exit`` after flushing its output.
+
+    A run interrupted in its first seconds was seen to end killed by SIGINT (returncode -2) instead
+    of 130, although main had handled the Ctrl-C and printed its one line: something in the
+    interpreter's shutdown overrides the exit status. Skipping that shutdown keeps the documented
+    codes; everything main owns (the run folder, child processes) is already closed by then."""
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code in (130, 143):
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001 - a closed pipe must not change the exit code
+                    pass
+            os._exit(exc.code)
+        raise
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -7,9 +7,9 @@ module maps [0, 1] to [-1, 1]. ``lpips_views = k > 0`` (ours, for CPUs, where LP
 a step) takes the LPIPS term over k of the B·N images only, a subset drawn from the batch's sample,
 view and frame ids (so a resumed run draws the same): an unbiased estimate of the same mean.
 ``points > 0`` (ours, see :mod:`video2gs.data.point_targets`) adds ``L_points``: the mean Euclidean
-distance of each input cell's Gaussian to its surface target and the MSE of its colour to the
-target colour (over the cells that have one; times ``points_rgb``), plus the binary cross-entropy of every cell's opacity
-against "has a target". ``render = 0`` drops the rendered terms (no rasterisation, no LPIPS: a fast
+distance of each input cell's Gaussian to its surface target and ``points_rgb`` times the MSE of
+its colour to the target colour (over the cells that have one), plus the binary cross-entropy of
+every cell's opacity against "has a target". ``render = 0`` drops the rendered terms (no rasterisation, no LPIPS: a fast
 first phase on the surface targets alone). Rendering goes through :func:`video2gs.render.render` on a white
 background: ``backend="auto"`` takes gsplat on CUDA and the differentiable torch backend on the CPU
 (it sees that gradients are needed), so there is one code path for both.
