@@ -44,13 +44,24 @@ def network_frames(front: torch.Tensor, side_views: str) -> torch.Tensor:
     return torch.cat([front[:, None], sides], dim=1)
 
 
-def renders(gaussians: torch.Tensor, size: int = 128) -> torch.Tensor:
+def renders(gaussians, size: int = 128) -> torch.Tensor:
+    """Each frame's Gaussians (a [T, G, 14] tensor or a list of frames) on white from 8 cameras around
+    the object (azimuth 0/90/180/270 at elevation 0, 45/135/225/315 at 20°) -> [T, 8, size, size, 3]."""
     from video2gs.camera import Cameras, orbit_cameras
     from video2gs.render import render
 
     cams = Cameras(torch.cat([orbit_cameras([0, 90, 180, 270], 0.0), orbit_cameras([45, 135, 225, 315], 20.0)]))
     with torch.no_grad():
         return torch.stack([render(g, cams, size, size, background=(1.0, 1.0, 1.0)).rgb for g in gaussians])
+
+
+def render_psnr(test: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """PSNR [T] of renders ``test`` against ``ref`` (both [T, V, H, W, 3]), over each frame's V views."""
+    from video2gs.metrics.image import psnr
+
+    T, V = ref.shape[:2]
+    nchw = lambda x: x.flatten(0, 1).permute(0, 3, 1, 2).clamp(0, 1)  # noqa: E731
+    return psnr(nchw(test), nchw(ref)).reshape(T, V).mean(1)
 
 
 def main() -> None:
@@ -63,7 +74,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from video2gs import compute, weights
-    from video2gs.metrics.image import psnr
     from video2gs.reconstructor import Reconstructor
 
     path = weights.resolve(args.model, download=False)
@@ -88,7 +98,7 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
             secs[d] = statistics.median(times)
         ref, low = renders(out["fp32"]), renders(out["bf16"])
-        p = float(psnr(low.flatten(0, 1).permute(0, 3, 1, 2).clamp(0, 1), ref.flatten(0, 1).permute(0, 3, 1, 2)).mean())
+        p = float(render_psnr(low, ref).mean())
         rows.append({"clip": clip.name, "frames": x.shape[0], "fp32_s": secs["fp32"], "bf16_s": secs["bf16"], "psnr": p})
         print(f"{clip.name:18s} {x.shape[0]:3d} {secs['fp32']:8.2f} {secs['bf16']:8.2f} {secs['fp32'] / secs['bf16']:7.2f}x {p:25.2f}")
     mean = {k: statistics.mean(r[k] for r in rows) for k in ("fp32_s", "bf16_s", "psnr")}

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from precision_trained import render_psnr, renders  # one camera rig and PSNR for both precision benchmarks
+
 
 def run(video: Path, out: Path, dtype: str, model: str, extra: list[str]) -> dict:
     args = [sys.executable, "-m", "video2gs", "reconstruct", str(video), "-o", str(out), "--model", model,
@@ -36,17 +38,11 @@ def run(video: Path, out: Path, dtype: str, model: str, extra: list[str]) -> dic
     return {"wall": wall, "timings": m.get("timings", {}), "compute": m.get("compute", {})}
 
 
-def frame_renders(folder: Path, size: int = 256) -> list[torch.Tensor]:
-    from video2gs.camera import Cameras, orbit_cameras
+def frame_renders(folder: Path, size: int = 256) -> torch.Tensor:
+    """The run's PLYs, in frame order, rendered as precision_trained.py renders them: [T, 8, size, size, 3]."""
     from video2gs.formats import load_gaussians
-    from video2gs.render import render
 
-    cams = Cameras(torch.cat([orbit_cameras([0, 90, 180, 270], 0.0), orbit_cameras([45, 135, 225, 315], 20.0)]))
-    out = []
-    for ply in sorted((folder / "gaussians").glob("*.ply")):
-        with torch.no_grad():
-            out.append(render(load_gaussians(ply), cams, size, size, background=(1.0, 1.0, 1.0)).rgb)
-    return out
+    return renders([load_gaussians(ply) for ply in sorted((folder / "gaussians").glob("*.ply"))], size)
 
 
 def main() -> None:
@@ -56,8 +52,6 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="pairs of runs (fp32, auto)")
     ap.add_argument("--max-frames", type=int, default=0, help="limit the frames (0 = all)")
     a = ap.parse_args()
-
-    from video2gs.metrics.image import psnr
 
     extra = ["--max-frames", str(a.max_frames)] if a.max_frames else []
     runs: dict[str, list[dict]] = {"fp32": [], "auto": []}
@@ -80,7 +74,7 @@ def main() -> None:
     if len(ref) != len(test):
         print(f"PLY counts differ: fp32 {len(ref)}, auto {len(test)}")
         return
-    scores = [float(psnr(t.clamp(0, 1).permute(0, 3, 1, 2), r.clamp(0, 1).permute(0, 3, 1, 2)).mean()) for r, t in zip(ref, test)]
+    scores = render_psnr(test, ref).tolist()
     print("render PSNR auto vs fp32 per frame (dB): " + " ".join(f"{s:.1f}" for s in scores))
     print(f"mean {statistics.mean(scores):.1f} dB, min {min(scores):.1f} dB")
 
