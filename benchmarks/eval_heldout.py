@@ -1,10 +1,11 @@
 """Quality of a reconstruction model on held-out clips, measured with `video2gs evaluate`.
 
 For every clip of a `data make` folder (default: its whole `test` split): `video2gs reconstruct
-CLIP/input.mp4 --model MODEL --views none` as a user would run it (default segmentation, the input
-crop), then `video2gs evaluate OUT --gt CLIP --baseline billboard --lpips vgg`; prints one line per
-clip (input-view PSNR, novel-view PSNR / LPIPS-VGG / mask IoU for the model and the billboard
-baseline) and the means, and writes them to --json. For a model trained with the `demo` preset:
+CLIP/input.mp4 --model MODEL --views none [--refine STEPS]` as a user would run it (default
+segmentation, the input crop), then `video2gs evaluate OUT --gt CLIP --baseline billboard --lpips
+vgg`; prints one line per clip (input-view PSNR, novel-view PSNR / LPIPS-VGG / mask IoU for the
+model and the billboard baseline) and the means, and writes them to --json. For a model trained
+with the `demo` preset:
 
     VIDEO2GS_MODEL_LPIPS_VGG=../shared/data/lpips/lpips_vgg_v0.1.safetensors \\
         python benchmarks/eval_heldout.py /data/test128 --model demo --work /tmp/heldout --json heldout.json
@@ -35,11 +36,11 @@ def clips_of(dataset: Path, split: str) -> list[Path]:
     return [dataset / c["name"] for c in index["clips"] if split == "all" or c["split"] == split]
 
 
-def evaluate_clip(clip: Path, model: str, work: Path, dtype: str, lpips: str) -> dict:
+def evaluate_clip(clip: Path, model: str, work: Path, dtype: str, lpips: str, refine: int = 0) -> dict:
     out = work / clip.name
     t0 = time.perf_counter()
     _video2gs("reconstruct", str(clip / "input.mp4"), "-o", str(out), "--model", model, "--views", "none",
-              "--no-render", "--no-interpolate", "--dtype", dtype, "--overwrite", "--quiet")
+              "--no-render", "--no-interpolate", "--dtype", dtype, "--refine", str(refine), "--overwrite", "--quiet")
     t_rec = time.perf_counter() - t0
     _video2gs("evaluate", str(out), "--gt", str(clip), "--baseline", "billboard", "--lpips", lpips, "--quiet")
     metrics = json.loads((out / "metrics.json").read_text())["methods"]
@@ -73,6 +74,7 @@ def main() -> None:
     ap.add_argument("--model", default="demo", help="registry name or .safetensors path")
     ap.add_argument("--dtype", default="auto", help="network precision (auto as reconstruct)")
     ap.add_argument("--lpips", default="vgg", choices=["vgg", "alex", "none"])
+    ap.add_argument("--refine", type=int, default=0, help="reconstruct --refine STEPS (0 = off)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/video2gs-heldout"))
     ap.add_argument("--json", type=Path, help="write the rows and means here")
     args = ap.parse_args()
@@ -82,12 +84,12 @@ def main() -> None:
     if not clips:
         raise SystemExit(f"no clips in split {args.split!r} of {args.dataset}")
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"model {args.model}, {len(clips)} clips, load {os.getloadavg()[0]:.1f}")
+    print(f"model {args.model}, refine {args.refine}, {len(clips)} clips, load {os.getloadavg()[0]:.1f}")
     print(f"{'clip':18s} {'in PSNR':>8s} | {'novel PSNR':>10s} {'LPIPS':>6s} {'IoU':>5s} | "
           f"{'billboard PSNR':>14s} {'LPIPS':>6s} {'IoU':>5s}")
     rows = []
     for clip in clips:
-        r = evaluate_clip(clip, args.model, args.work, args.dtype, args.lpips)
+        r = evaluate_clip(clip, args.model, args.work, args.dtype, args.lpips, args.refine)
         rows.append(r)
         m, b = r["model"], r["billboard"]
         print(f"{r['clip']:18s} {m['input']['psnr']:8.2f} | {m['novel']['psnr']:10.2f} {m['novel']['lpips'] or 0:6.3f} "
@@ -102,7 +104,8 @@ def main() -> None:
     print(f"novel PSNR over billboard: {means['model.novel.psnr'] - means['billboard.novel.psnr']:+.2f} dB; "
           f"LPIPS {means['model.novel.lpips'] - means['billboard.novel.lpips']:+.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"model": args.model, "dtype": args.dtype, "rows": rows, "means": means}, indent=1))
+        args.json.write_text(json.dumps({"model": args.model, "dtype": args.dtype, "refine": args.refine, "rows": rows,
+                                         "means": means}, indent=1))
 
 
 if __name__ == "__main__":

@@ -93,9 +93,12 @@ def handoff_path(state_dir: Path, chunk_index: int) -> Path:
     return Path(state_dir) / f"handoff_{chunk_index:04d}.safetensors"
 
 
-def reconstruct_stage(run, recon, rep, *, num_frames: int, chunk: int, up: str, min_opacity: float, backend: str) -> None:
-    """Chunks from the last complete one on, into ``gaussians/`` of the run's staging folder."""
-    from video2gs.images import on_white, read_rgba, to_chw
+def reconstruct_stage(run, recon, rep, *, num_frames: int, chunk: int, up: str, min_opacity: float, backend: str,
+                      refine: int = 0) -> None:
+    """Chunks from the last complete one on, into ``gaussians/`` of the run's staging folder; with
+    ``refine`` > 0 each frame is first fitted to its input frame (:mod:`video2gs.refine`)."""
+    from video2gs.images import on_white, read_rgba, resize_area, to_float, to_chw
+    from video2gs.refine import refine_frame
     from video2gs.pipeline.run_folder import VIEWS_DIR
     from video2gs.reconstructor import mirror_side_views
     from video2gs.sequence import GAUSSIANS_DIR, write_frame
@@ -109,6 +112,9 @@ def reconstruct_stage(run, recon, rep, *, num_frames: int, chunk: int, up: str, 
         st.advance(sum(len(c.keep) for c in chunks[:start]))
 
         def write(index: int, g: Gaussians) -> None:
+            if refine > 0:
+                target = resize_area(to_float(read_rgba(run.input_png(index))), size)  # [S,S,4]
+                g = refine_frame(g, torch.from_numpy(target), refine)
             write_frame(run.staging, index, g, up=up, min_opacity=min_opacity, subdir=GAUSSIANS_DIR)
             st.advance()
 

@@ -293,7 +293,7 @@ def _reconstruct(opts: ReconstructOptions, plan: ReconstructPlan, run: RunFolder
         m["views"]["later_chunks"] = {"blank": "blank", "mirror": "each frame's own view 0 and its mirror image"}.get(
             plan.recon.side_views, "renders of the previous chunk")
         reconstruct_stage(run, plan.recon, rep, num_frames=n, chunk=opts.chunk, up=opts.up,
-                          min_opacity=opts.min_opacity, backend=opts.backend)
+                          min_opacity=opts.min_opacity, backend=opts.backend, refine=opts.refine)
         run.mark(reconstructed=True)
     plan.recon = None  # free the network before the interpolation model loads
 

@@ -281,4 +281,6 @@ def _remove_litter(folder: Path) -> None:
 
 
 def _changed(old: dict, new: dict) -> list[str]:
-    return [k for k in new if old.get(k) != new[k]]
+    # A key the old record lacks is an option added since that run began (e.g. refine); options are
+    # added off by default (0/False/None/""), so the old run matches while the new value is off.
+    return [k for k in new if (old[k] != new[k] if k in old else bool(new[k]))]
