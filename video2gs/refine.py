@@ -5,9 +5,9 @@ bundled ``demo`` gives 17-23 dB on its input view because its 4 x 32² Gaussians
 128². Refinement keeps the network's Gaussians -- the same count, order and geometry -- and runs a
 few Adam steps on their opacities and colours so that a render from the input camera matches the
 input frame (colour on white + silhouette). Positions, scales and rotations stay the network's:
-fitting them to the one view too (measured on the held-out clips) made the novel views of the
-teapot and the penguin 0.2-0.9 dB worse, since shrinking Gaussians to sharpen the front opens gaps
-seen from elsewhere.
+fitting them to the one view too made the novel views of the held-out teapot and penguin 0.2-0.9
+dB worse (measured with ``benchmarks/eval_heldout.py``; the likely cause: Gaussians shrunk to
+sharpen the front leave gaps seen from elsewhere).
 
 The input camera is the network's view 0: azimuth 0, elevation 0, :data:`~video2gs.camera.RADIUS`,
 :data:`~video2gs.camera.FOVY_DEG`, in the internal +Y-up frame (``docs/conventions.md``). Images here are
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from video2gs.camera import INPUT_AZIMUTHS, Cameras
-from video2gs.gaussians import Gaussians
+from video2gs.gaussians import OPACITY, RGB, Gaussians
 
 # Adam step sizes of the two fitted groups, both logits: 50 steps of 0.05 can move an opacity or a
 # colour channel across most of its range.
@@ -61,17 +61,19 @@ def refine_frame(gaussians: Gaussians, target: torch.Tensor, steps: int, *, back
     rgb, alpha = target[..., :3], target[..., 3:4]  # [S,S,3] on white (as the renders), [S,S,1]
     cams = input_camera()
 
-    params = {
-        "opacity": torch.logit(data[:, 3].clamp(_EPS, 1 - _EPS)),
-        "rgb": torch.logit(data[:, 11:14].clamp(1e-3, 1 - 1e-3)),
+    params = {  # logits of the two fitted fields; every other column is the network's, kept
+        "opacity": torch.logit(data[:, OPACITY].clamp(_EPS, 1 - _EPS)),  # [N,1]
+        "rgb": torch.logit(data[:, RGB].clamp(1e-3, 1 - 1e-3)),  # [N,3]
     }
     for p in params.values():
         p.requires_grad_(True)
     opt = torch.optim.Adam([{"params": [p], "lr": LR[k]} for k, p in params.items()])
-    xyz, scale_rot = data[:, 0:3], data[:, 4:11]  # kept: the network's geometry
 
     def assemble() -> torch.Tensor:  # -> [N,14] activated
-        return torch.cat([xyz, torch.sigmoid(params["opacity"])[:, None], scale_rot, torch.sigmoid(params["rgb"])], dim=1)
+        out = data.clone()
+        out[:, OPACITY] = torch.sigmoid(params["opacity"])
+        out[:, RGB] = torch.sigmoid(params["rgb"])
+        return out
 
     with torch.enable_grad():
         for _ in range(steps):

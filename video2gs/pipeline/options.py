@@ -197,7 +197,7 @@ class ReconstructOptions(_Options):
                          help="Test-time refinement: fit every output frame's opacities and colours to its own input "
                               "frame (colour and silhouette seen from the input camera) for this many Adam steps; "
                               "0 = off. The geometry stays the network's. Bundled demo, 50 steps: input view +3.5 to "
-                              "+5.3 dB, novel views -0.35 to +0.23 dB; about 4 s a frame on 2 CPU cores.")
+                              "+5.3 dB, novel views -0.35 to +0.23 dB; 1-4 s a frame on 2 CPU cores.")
     interp_model: str = option("l4gm-interp", panel=_MODEL, help="Interpolation model: registry name or .safetensors path.")
     imagedream_model: str = option("imagedream", panel=_MODEL,
                                    help="ImageDream model: registry name or a folder in the released layout.")
