@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from test_reconstruct_e2e import FAST, cli, model_args, models, clip, plys  # noqa: F401 - fixtures
+from test_reconstruct_e2e import FAST, cli, clip, model_args, models, plys  # noqa: F401 - fixtures
 from video2gs.formats import load_gaussians
 from video2gs.gaussians import Gaussians
-from video2gs.refine import input_camera, refine_frame
+from video2gs.metrics.image import psnr
 from video2gs.pipeline.run_folder import _changed
+from video2gs.refine import input_camera, refine_frame
 from video2gs.render import render
 
 
@@ -36,8 +37,9 @@ def _target(g: Gaussians, size: int) -> torch.Tensor:
 
 
 def _psnr(g: Gaussians, target: torch.Tensor) -> float:
+    """PSNR of g's render from the input camera against target's RGB (evaluate's metric)."""
     out = render(g, input_camera(), target.shape[1], target.shape[0], backend="torch")
-    return float(-10 * torch.log10(torch.mean((out.rgb[0] - target[..., :3]) ** 2)))
+    return float(psnr(out.rgb.permute(0, 3, 1, 2), target[None, ..., :3].permute(0, 3, 1, 2))[0])
 
 
 def test_refine_fits_the_input_view_and_keeps_the_geometry():

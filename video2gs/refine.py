@@ -49,8 +49,8 @@ def refine_frame(gaussians: Gaussians, target: torch.Tensor, steps: int, *, back
     """
     from video2gs.render import render
 
-    data = gaussians.data.detach().float()
-    if data.ndim != 2 or data.shape[-1] != 14:
+    data = gaussians.data.detach().float()  # [N,14]: Gaussians checked the channel count
+    if data.ndim != 2:
         raise ValueError(f"refine_frame takes one frame [N,14], got {tuple(data.shape)}")
     if target.ndim != 3 or target.shape[-1] != 4 or target.shape[0] != target.shape[1]:
         raise ValueError(f"target must be a square RGBA image [S,S,4], got {tuple(target.shape)}")

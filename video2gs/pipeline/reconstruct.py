@@ -97,7 +97,7 @@ def reconstruct_stage(run, recon, rep, *, num_frames: int, chunk: int, up: str, 
                       refine: int = 0) -> None:
     """Chunks from the last complete one on, into ``gaussians/`` of the run's staging folder; with
     ``refine`` > 0 each frame is first fitted to its input frame (:mod:`video2gs.refine`)."""
-    from video2gs.images import on_white, read_rgba, resize_area, to_float, to_chw
+    from video2gs.images import on_white, read_rgba, resize_area, to_chw, to_float
     from video2gs.pipeline.run_folder import VIEWS_DIR
     from video2gs.reconstructor import mirror_side_views
     from video2gs.refine import refine_frame
