@@ -24,7 +24,9 @@ from video2gs.gaussians import OPACITY, RGB, Gaussians
 # Adam step sizes of the two fitted groups, both logits: 50 steps of 0.05 can move an opacity or a
 # colour channel across most of its range.
 LR = {"opacity": 5e-2, "rgb": 5e-2}
-_EPS = 1e-4
+# Clamps before the logit, so that saturated values start at a finite logit. The opacity's sits far
+# below PRUNE_OPACITY (0.005), so the clamp alone revives no Gaussian the network switched off.
+_OPACITY_EPS, _RGB_EPS = 1e-4, 1e-3
 
 
 def input_camera() -> Cameras:
@@ -62,8 +64,8 @@ def refine_frame(gaussians: Gaussians, target: torch.Tensor, steps: int, *, back
     cams = input_camera()
 
     params = {  # logits of the two fitted fields; every other column is the network's, kept
-        "opacity": torch.logit(data[:, OPACITY].clamp(_EPS, 1 - _EPS)),  # [N,1]
-        "rgb": torch.logit(data[:, RGB].clamp(1e-3, 1 - 1e-3)),  # [N,3]
+        "opacity": torch.logit(data[:, OPACITY].clamp(_OPACITY_EPS, 1 - _OPACITY_EPS)),  # [N,1]
+        "rgb": torch.logit(data[:, RGB].clamp(_RGB_EPS, 1 - _RGB_EPS)),  # [N,3]
     }
     for p in params.values():
         p.requires_grad_(True)
