@@ -94,9 +94,11 @@ def handoff_path(state_dir: Path, chunk_index: int) -> Path:
 
 
 def reconstruct_stage(run, recon, rep, *, num_frames: int, chunk: int, up: str, min_opacity: float, backend: str,
-                      refine: int = 0) -> None:
-    """Chunks from the last complete one on, into ``gaussians/`` of the run's staging folder; with
-    ``refine`` > 0 each frame is first fitted to its input frame (:mod:`video2gs.refine`)."""
+                      refine: int = 0, detail: bool = False) -> None:
+    """Chunks from the last complete one on, into ``gaussians/`` of the run's staging folder. Before
+    a frame is written: with ``refine`` > 0 it is fitted to its input frame (:mod:`video2gs.refine`),
+    then with ``detail`` its view-0 Gaussians become one per input pixel (:mod:`video2gs.detail`)."""
+    from video2gs.detail import pixel_layer
     from video2gs.images import on_white, read_rgba, resize_area, to_chw, to_float
     from video2gs.pipeline.run_folder import VIEWS_DIR
     from video2gs.reconstructor import mirror_side_views
@@ -112,9 +114,12 @@ def reconstruct_stage(run, recon, rep, *, num_frames: int, chunk: int, up: str, 
         st.advance(sum(len(c.keep) for c in chunks[:start]))
 
         def write(index: int, g: Gaussians) -> None:
+            if refine > 0 or detail:
+                rgba = to_float(read_rgba(run.input_png(index)))  # [256,256,4]
             if refine > 0:
-                target = resize_area(to_float(read_rgba(run.input_png(index))), size)  # [S,S,4]
-                g = refine_frame(g, torch.from_numpy(target), refine)
+                g = refine_frame(g, torch.from_numpy(resize_area(rgba, size)), refine)  # fitted at the network's size
+            if detail:
+                g = pixel_layer(g, torch.from_numpy(rgba), recon.config.splat_size)  # one Gaussian per input pixel
             write_frame(run.staging, index, g, up=up, min_opacity=min_opacity, subdir=GAUSSIANS_DIR)
             st.advance()
 

@@ -166,6 +166,7 @@ class ReconstructPlan:
     interpolate: bool
     interp_path: Path | None
     device: torch.device
+    detail: bool
     backend: str
     compute: dict = field(default_factory=dict)
 
@@ -223,17 +224,25 @@ def validate_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Reconstruct
     with about("interp_model"):
         interp_path = check_l4gm_file(opts.interp_model, "interpolation") if interpolate else None
     backend = choose_backend(opts.backend, device)
+    # Pixel detail by default for the models trained without generated views (the bundled demo):
+    # their coarse Gaussians blur even the input view. Released L4GM: as the reference, unless asked.
+    detail = opts.detail if opts.detail is not None else recon.side_views == "mirror"
+    if detail and IMAGE_SIZE % recon.config.splat_size:
+        raise OptionError("detail", f"does not work with model {model_name}: its {recon.config.splat_size}² Gaussians a "
+                                    f"view do not tile the {IMAGE_SIZE}² input crop (use --no-detail)")
     models = [record]
     if imagedream_folder is not None:
         models.append(model_record(opts.imagedream_model, imagedream_folder, "imagedream"))
     return ReconstructPlan(src, segmenter, segment_record, views, user_views, imagedream_folder, recon, models,
-                           interpolate, interp_path, device, backend, {**recon.describe(), "backend": backend})
+                           interpolate, interp_path, device, detail, backend,
+                           {**recon.describe(), "backend": backend})
 
 
 def identity_of(opts: ReconstructOptions, plan: ReconstructPlan) -> dict:
-    """What a resumed run must share with the interrupted one (``--model auto`` as it resolved)."""
+    """What a resumed run must share with the interrupted one (``--model auto`` and ``--detail`` as they
+    resolved)."""
     return {"input": str(Path(opts.input).resolve()), "input_bytes": file_size(opts.input), **opts.result_options(),
-            "model": plan.models[0]["name"]}
+            "model": plan.models[0]["name"], "detail": plan.detail}
 
 
 def run_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Summary:
@@ -290,10 +299,11 @@ def _reconstruct(opts: ReconstructOptions, plan: ReconstructPlan, run: RunFolder
         run.mark(views=True)
 
     if not run.progress.get("reconstructed"):
+        m["pixel_detail"] = plan.detail
         m["views"]["later_chunks"] = {"blank": "blank", "mirror": "each frame's own view 0 and its mirror image"}.get(
             plan.recon.side_views, "renders of the previous chunk")
         reconstruct_stage(run, plan.recon, rep, num_frames=n, chunk=opts.chunk, up=opts.up,
-                          min_opacity=opts.min_opacity, backend=opts.backend, refine=opts.refine)
+                          min_opacity=opts.min_opacity, backend=opts.backend, refine=opts.refine, detail=plan.detail)
         run.mark(reconstructed=True)
     plan.recon = None  # free the network before the interpolation model loads
 
