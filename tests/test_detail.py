@@ -83,7 +83,7 @@ def test_transparent_cells_take_their_neighbours_depth():
     hole = torch.zeros(CELLS, CELLS, dtype=torch.bool)
     hole[6:10, 6:10] = True
     cells[hole.flatten(), 3] = 0.0  # transparent cells: their positions mean nothing
-    cells[hole.flatten(), 2] += 5.0  # ... and are far off
+    cells[hole.flatten(), 2] -= 0.5  # ... and are far off (0.5 farther, still in front of the camera)
     full = layer_depth(g.data[: CELLS * CELLS], image[..., 3], C2W)
     holed = layer_depth(cells, image[..., 3], C2W)
     assert float((holed - full).abs().max()) < 0.05  # the slope, not the stray positions
@@ -108,6 +108,20 @@ def test_carving_removes_what_the_input_view_sees_as_background_and_moves_back_w
     assert torch.equal(out[:, 3:], g[1:, 3:])
 
 
+def test_a_frame_without_an_object_is_kept_as_the_network_gave_it():
+    g = _cells_on_a_slope(CELLS)
+    out = pixel_layer(g, torch.ones(S, S, 4) * torch.tensor([1.0, 1.0, 1.0, 0.0]), CELLS)  # all white, empty mask
+    assert torch.equal(out.data, g.data)
+
+
+def test_with_no_trusted_cell_the_layer_is_flat_through_the_origin():
+    g, image = _cells_on_a_slope(CELLS), _image()
+    cells = g.data[: CELLS * CELLS].clone()
+    cells[:, 3] = 0.0  # the network made view 0 transparent everywhere
+    depth = layer_depth(cells, image[..., 3], C2W)
+    assert torch.allclose(depth, torch.full_like(depth, 1.5))  # the camera's distance to the origin
+
+
 def test_pixel_layer_rejects_bad_shapes():
     g = _cells_on_a_slope(CELLS)
     with pytest.raises(ValueError, match="square RGBA"):
@@ -115,10 +129,10 @@ def test_pixel_layer_rejects_bad_shapes():
     with pytest.raises(ValueError, match="one frame"):
         pixel_layer(Gaussians(g.data[None]), _image(), CELLS)
     with pytest.raises(ValueError, match="do not tile"):
-        pixel_layer(g, torch.zeros(60, 60, 4), CELLS)
+        pixel_layer(g, torch.ones(60, 60, 4), CELLS)  # an opaque 60² image
 
 
-def test_reconstruct_detail_end_to_end(clip, models, tmp_path):  # noqa: F811 - pytest fixtures
+def test_reconstruct_detail_end_to_end(clip, models, tmp_path, capsys):  # noqa: F811 - pytest fixtures
     plain, detailed = tmp_path / "plain", tmp_path / "detailed"
     assert cli("reconstruct", clip, "-o", plain, *model_args(models), *FAST, "--max-frames", 2) == 0
     assert cli("reconstruct", clip, "-o", detailed, *model_args(models), *FAST, "--max-frames", 2, "--detail") == 0
@@ -129,9 +143,11 @@ def test_reconstruct_detail_end_to_end(clip, models, tmp_path):  # noqa: F811 - 
     ga, gb = load_gaussians(pa[0]), load_gaussians(pb[0])
     mask = read_rgba(detailed / "input" / "000000.png")[..., 3] / 255.0 > MIN_ALPHA  # the 256² crop's mask
     assert gb.data.shape[0] >= int(mask.sum()) and not np.array_equal(ga.data.numpy(), gb.data.numpy())
-    # --detail is part of the result: --resume refuses to change it
+    # --detail is part of the result: --resume refuses to change it, and names it
+    capsys.readouterr()
     assert cli("reconstruct", clip, "-o", detailed, *model_args(models), *FAST, "--max-frames", 2, "--no-detail",
                "--resume") != 0
+    assert "detail" in capsys.readouterr().err
 
 
 def test_on_by_default_for_a_mirror_trained_model_and_a_clear_error_where_it_cannot_work(clip, tmp_path, capsys):  # noqa: F811
@@ -141,11 +157,14 @@ def test_on_by_default_for_a_mirror_trained_model_and_a_clear_error_where_it_can
     out = tmp_path / "out"
     assert cli("reconstruct", clip, "-o", out, "--model", mirror, *FAST, "--max-frames", 2) == 0
     assert json.loads((out / "manifest.json").read_text())["pixel_detail"] is True
-    # 48² input -> 24² Gaussians a view, which do not tile the 256² crop: one line, before anything is written
+    # 48² input -> 24² Gaussians a view, which do not tile the 256² crop: by default the run goes on
+    # without the layer and says so; asked for, it is one line before anything is written
     odd = write_random_l4gm(tmp_path / "odd.safetensors", micro_l4gm_config(48), side_views="mirror")
     capsys.readouterr()
-    assert cli("reconstruct", clip, "-o", tmp_path / "odd", "--model", odd, *FAST, "--max-frames", 2) != 0
+    assert cli("reconstruct", clip, "-o", tmp_path / "odd", "--model", odd, *FAST, "--max-frames", 2) == 0
+    assert json.loads((tmp_path / "odd" / "manifest.json").read_text())["pixel_detail"] is False
+    assert "no pixel detail" in capsys.readouterr().err
+    assert cli("reconstruct", clip, "-o", tmp_path / "odd2", "--model", odd, *FAST, "--max-frames", 2, "--detail") != 0
     err = capsys.readouterr().err
     assert "--no-detail" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert not (tmp_path / "odd").exists()
-    assert cli("reconstruct", clip, "-o", tmp_path / "odd", "--model", odd, *FAST, "--max-frames", 2, "--no-detail") == 0
+    assert not (tmp_path / "odd2").exists()

@@ -12,8 +12,8 @@ one Gaussian per 4 x 4 pixels of its 128² input, so even the view it was given 
 
 The other views' Gaussians -- the sides and back the network inferred -- stay, less what the input
 view contradicts (the carving): a Gaussian whose centre the input camera sees as background is
-removed, and one in front of the seen surface is moved back along its own ray to that surface, so
-it cannot hide it (its projection in the input view is unchanged).
+removed, and one in front of the seen surface is moved back along its own ray onto that surface
+(its projection in the input view is unchanged), where it no longer sits in front of the pixels.
 
 The input camera is the network's view 0 (azimuth 0, elevation 0, :data:`~video2gs.camera.RADIUS`,
 internal +Y-up frame, ``docs/conventions.md``). Images are float32 in [0, 1].
@@ -66,7 +66,10 @@ def layer_depth(cells: torch.Tensor, alpha: torch.Tensor, c2w: torch.Tensor) -> 
     depth = (-cam[:, 2]).reshape(s, s)
     cover = F.avg_pool2d(alpha[None, None], size // s)[0, 0]  # [s,s] mask fraction of each cell
     trusted = (cells[:, OPACITY].reshape(s, s) * cover > _MIN_CELL_WEIGHT) & (depth > 0)
-    depth = fill_from_neighbours(depth, trusted)
+    if trusted.any():
+        depth = fill_from_neighbours(depth, trusted)
+    else:  # the network put nothing where the mask is: a flat layer through the origin
+        depth = torch.full_like(depth, float(torch.linalg.norm(c2w[:3, 3])))
     return F.interpolate(depth[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
 
 
@@ -102,20 +105,23 @@ def pixel_layer(gaussians: Gaussians, image: torch.Tensor, splat_size: int, *, f
     image: [S,S,4] the input frame: RGB composited on white, A its mask; S a multiple of
         ``splat_size`` (any such size: the layer has S² pixels' worth of Gaussians).
     Returns [M + K, 14]: the M pixel Gaussians (pixels with mask > :data:`MIN_ALPHA`, row by row),
-    then the K Gaussians of views 1.. that the input view does not contradict (:func:`carve`).
+    then the K Gaussians of views 1.. that the input view does not contradict (:func:`carve`). A
+    frame with an empty mask (no object found) is returned as it is.
 
     Example::
 
         g = pixel_layer(g, torch.from_numpy(rgba), 32)  # g [4096,14], rgba [256,256,4] -> [M+K,14]
     """
-    data = gaussians.data.detach().float()  # [N,14]
+    data = gaussians.data.detach().float().cpu()  # [N,14]; the layer is built on the CPU, as written
     if data.ndim != 2:
         raise ValueError(f"pixel_layer takes one frame [N,14], got {tuple(data.shape)}")
     if image.ndim != 3 or image.shape[-1] != 4 or image.shape[0] != image.shape[1]:
         raise ValueError(f"image must be a square RGBA image [S,S,4], got {tuple(image.shape)}")
     cells = splat_size * splat_size
-    image = image.float()
+    image = image.float().cpu()
     rgb_white, alpha = image[..., :3], image[..., 3]  # [S,S,3], [S,S]
+    if not (alpha > MIN_ALPHA).any():  # a frame where segmentation found nothing: the network's, as it is
+        return Gaussians(data.clone())
     size = int(image.shape[0])
     c2w = orbit_cameras([INPUT_AZIMUTHS[0]], 0.0, user_elevation=False)[0]  # [4,4] the input camera
     depth = layer_depth(data[:cells], alpha, c2w)  # [S,S]

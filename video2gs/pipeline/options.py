@@ -202,7 +202,7 @@ class ReconstructOptions(_Options):
     detail: bool | None = option(None, flags=("--detail/--no-detail",), panel=_MODEL, result=True,
                                  help="Pixel detail: swap the network's input-view Gaussians for one per input pixel "
                                       "(256² crop) at the network's depth, and move back or drop the other Gaussians "
-                                      "that view contradicts. Default: on for models trained without generated views "
+                                      "that view contradicts. Default: on for models trained with mirror side views "
                                       "(bundled demo, held-out clips: input view +1.8 to +4.8 dB, novel-view LPIPS -0.04), off for L4GM.")
     interp_model: str = option("l4gm-interp", panel=_MODEL, help="Interpolation model: registry name or .safetensors path.")
     imagedream_model: str = option("imagedream", panel=_MODEL,

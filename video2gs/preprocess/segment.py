@@ -19,8 +19,8 @@ Methods (``--segment``):
   mask is scaled back up; components smaller than 1 % of the largest are dropped.
 * ``alpha``: the input's alpha channel, thresholded (authoritative: nothing else is cleaned).
 * ``key``: classical border keying (imagedream.md §9.2): Lab distance to a 2nd-order polynomial
-  background fitted to an 8-px frame border (refitted without the border pixels far off the fit, so
-  an object crossing part of the border does not bend it), threshold ``max(8, 1.5 x p99 border
+  background fitted to an 8-px frame border (when that keys nothing, refitted without the border
+  pixels far off the fit: an object crossing part of the border), threshold ``max(8, 1.5 x p99 border
   residual)``, opening and closing, largest component, holes filled. Fast and offline; good on
   studio sweeps, plain walls and screens; fails when the object covers half the border or matches
   the backdrop.
@@ -60,6 +60,7 @@ _KEY_MAX_SIDE = 512
 _KEY_BORDER = 8
 _KEY_MIN_THRESHOLD = 8.0  # Lab distance
 _KEY_REFITS = 4  # robust refits of the backdrop (an object crossing the border)
+_KEY_OUTLIER_FACTOR = 3.0  # a ring pixel this many median residuals off the fit is not backdrop
 _KEY_MIN_INLIERS = 0.5  # refits stop before they would keep less than this fraction of the border
 _WHITE_TOL = 16
 _SPECK_FRACTION = 0.01
@@ -150,10 +151,10 @@ def key_mask(rgb: np.ndarray, border: int = _KEY_BORDER) -> np.ndarray:
     """Border keying of ``rgb`` [H, W, 3] uint8 -> binary uint8 [H, W] at the same size.
 
     The backdrop is modelled per Lab channel as a 2nd-order polynomial in (x, y) fitted to the
-    ``border``-px frame border, refitted up to 4 times without the border pixels farther than
-    ``max(8, 3 x median residual)`` from the last fit (the object where it crosses the border);
-    pixels farther (Euclidean Lab) than ``max(8, 1.5 x p99 inlier residual)`` from it are object,
-    then opening/closing, largest component, hole fill.
+    ``border``-px frame border (if that keys nothing: refitted up to 4 times without the border
+    pixels farther than ``max(8, 3 x median residual)`` from the last fit, the object where it
+    crosses the border); pixels farther (Euclidean Lab) than ``max(8, 1.5 x p99 inlier residual)``
+    from it are object, then opening/closing, largest component, hole fill.
     """
     h, w = rgb.shape[:2]
     b = max(1, min(border, h // 4, w // 4))
@@ -167,27 +168,37 @@ def key_mask(rgb: np.ndarray, border: int = _KEY_BORDER) -> np.ndarray:
     ring[:b], ring[-b:], ring[:, :b], ring[:, -b:] = True, True, True, True
     a_ring = np.stack([p[ring] for p in basis], axis=1).astype(np.float64)  # [R, 6]
     lab_ring = lab[ring].astype(np.float64)  # [R, 3]
-    # Robust fit: where the object crosses the border, its pixels would bend the backdrop and inflate
-    # the threshold until nothing is object. Refit without ring pixels far off the last fit.
-    inliers = np.ones(len(lab_ring), bool)
+    k = 3 if max(h, w) <= 384 else 5
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+
+    def key_with(inliers: np.ndarray) -> np.ndarray:  # the backdrop fitted to these ring pixels -> mask
+        coef, *_ = np.linalg.lstsq(a_ring[inliers], lab_ring[inliers], rcond=None)  # [6, 3]
+        coef = coef.astype(np.float32)
+        background = sum(basis[i][..., None] * coef[i] for i in range(6))  # [H, W, 3]
+        dist = np.linalg.norm(lab - background, axis=2)  # [H, W]
+        threshold = max(_KEY_MIN_THRESHOLD, 1.5 * float(np.percentile(dist[ring][inliers], 99)))
+        mask = np.where(dist > threshold, 255, 0).astype(np.uint8)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+        return fill_holes(largest_component(mask))
+
+    everything = np.ones(len(lab_ring), bool)
+    mask = key_with(everything)
+    if mask.any():
+        return mask
+    # Nothing keyed: where the object crosses the border, its pixels bend the backdrop and inflate the
+    # threshold until nothing is object. Refit without the ring pixels far off the last fit. (Only
+    # then: on a backdrop one quadratic does not fit, e.g. a wall and a table, the refit would key the
+    # part it drops as object.)
+    inliers = everything
     for _ in range(_KEY_REFITS):
         coef, *_ = np.linalg.lstsq(a_ring[inliers], lab_ring[inliers], rcond=None)  # [6, 3]
         residual = np.linalg.norm(lab_ring - a_ring @ coef, axis=1)  # [R]
-        keep = residual < max(_KEY_MIN_THRESHOLD, 3.0 * float(np.median(residual[inliers])))
+        keep = residual < max(_KEY_MIN_THRESHOLD, _KEY_OUTLIER_FACTOR * float(np.median(residual[inliers])))
         if keep.sum() < _KEY_MIN_INLIERS * len(keep) or (keep == inliers).all():
             break
         inliers = keep
-    coef, *_ = np.linalg.lstsq(a_ring[inliers], lab_ring[inliers], rcond=None)
-    coef = coef.astype(np.float32)
-    background = sum(basis[i][..., None] * coef[i] for i in range(6))  # [H, W, 3]
-    dist = np.linalg.norm(lab - background, axis=2)  # [H, W]
-    threshold = max(_KEY_MIN_THRESHOLD, 1.5 * float(np.percentile(dist[ring][inliers], 99)))
-    mask = np.where(dist > threshold, 255, 0).astype(np.uint8)
-    k = 3 if max(h, w) <= 384 else 5
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    return fill_holes(largest_component(mask))
+    return key_with(inliers)
 
 
 def white_mask(rgb: np.ndarray, tol: int = _WHITE_TOL) -> np.ndarray:
