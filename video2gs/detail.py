@@ -24,8 +24,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from video2gs.camera import FOVY_DEG, INPUT_AZIMUTHS, focal_from_fovy, get_rays, orbit_cameras, project_to_grid
+from video2gs.camera import FOVY_DEG, focal_from_fovy, get_rays, project_to_grid
 from video2gs.gaussians import NUM_CHANNELS, OPACITY, RGB, ROTATION, SCALE, XYZ, Gaussians
+from video2gs.refine import input_camera
 
 SCALE_PX = 0.6  # std-dev of a pixel Gaussian, in pixels: neighbours overlap enough to leave no gaps
 # Opacity cap of a pixel Gaussian. The rasterizer clamps alphas at 0.999 and stops a pixel *before*
@@ -61,9 +62,7 @@ def layer_depth(cells: torch.Tensor, alpha: torch.Tensor, c2w: torch.Tensor) -> 
     size = int(alpha.shape[0])
     if s * s != cells.shape[0] or size % s:
         raise ValueError(f"{cells.shape[0]} cells do not tile a {size}² image")
-    w2c = torch.linalg.inv(c2w)
-    cam = cells[:, XYZ] @ w2c[:3, :3].T + w2c[:3, 3]  # OpenGL camera axes: the camera looks along -z
-    depth = (-cam[:, 2]).reshape(s, s)
+    depth = project_to_grid(cells[:, XYZ], c2w, size)[2].reshape(s, s)  # along the viewing axis
     cover = F.avg_pool2d(alpha[None, None], size // s)[0, 0]  # [s,s] mask fraction of each cell
     trusted = (cells[:, OPACITY].reshape(s, s) * cover > _MIN_CELL_WEIGHT) & (depth > 0)
     if trusted.any():
@@ -120,15 +119,15 @@ def pixel_layer(gaussians: Gaussians, image: torch.Tensor, splat_size: int, *, f
     cells = splat_size * splat_size
     image = image.float().cpu()
     rgb_white, alpha = image[..., :3], image[..., 3]  # [S,S,3], [S,S]
-    if not (alpha > MIN_ALPHA).any():  # a frame where segmentation found nothing: the network's, as it is
+    on = alpha > MIN_ALPHA  # [S,S] the pixels that get a Gaussian
+    if not on.any():  # a frame where segmentation found nothing: the network's, as it is
         return Gaussians(data.clone())
     size = int(image.shape[0])
-    c2w = orbit_cameras([INPUT_AZIMUTHS[0]], 0.0, user_elevation=False)[0]  # [4,4] the input camera
+    c2w = input_camera().c2w[0]  # [4,4]
     depth = layer_depth(data[:cells], alpha, c2w)  # [S,S]
 
     origins, dirs = get_rays(c2w, size, size, fovy_deg)  # [S,S,3] each, unit directions
     t = depth / (dirs @ -c2w[:3, 2]).clamp_min(1e-6)  # depth along the axis -> distance along the ray
-    on = alpha > MIN_ALPHA
     a = alpha[on][:, None]  # [M,1]
     px = torch.zeros(int(on.sum()), NUM_CHANNELS)
     px[:, XYZ] = (origins + dirs * t[..., None])[on]

@@ -226,13 +226,13 @@ def validate_reconstruct(opts: ReconstructOptions, rep: Reporter) -> Reconstruct
     backend = choose_backend(opts.backend, device)
     # Pixel detail by default for models trained with mirror side views (the bundled demo): their
     # coarse Gaussians blur even the input view. Released L4GM: as the reference, unless asked.
-    tiles = IMAGE_SIZE % recon.config.splat_size == 0  # the layer needs whole pixels per Gaussian cell
-    why = f"model {model_name}'s {recon.config.splat_size}² Gaussians a view do not tile the {IMAGE_SIZE}² input crop"
-    if opts.detail and not tiles:
-        raise OptionError("detail", f"does not work here: {why} (use --no-detail)")
-    detail = opts.detail if opts.detail is not None else recon.side_views == "mirror" and tiles
-    if opts.detail is None and recon.side_views == "mirror" and not tiles:
+    detail = opts.detail if opts.detail is not None else recon.side_views == "mirror"
+    if detail and IMAGE_SIZE % recon.config.splat_size:  # the layer needs whole pixels per Gaussian cell
+        why = f"model {model_name}'s {recon.config.splat_size}² Gaussians a view do not tile the {IMAGE_SIZE}² input crop"
+        if opts.detail:
+            raise OptionError("detail", f"does not work here: {why} (use --no-detail)")
         rep.warn(f"no pixel detail: {why}")
+        detail = False
     models = [record]
     if imagedream_folder is not None:
         models.append(model_record(opts.imagedream_model, imagedream_folder, "imagedream"))
