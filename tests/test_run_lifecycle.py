@@ -230,7 +230,10 @@ def test_kill_9_at_several_moments_then_resume_is_bit_exact(clip, models, refere
 def test_interrupted_overwrite_keeps_the_old_run_until_the_new_one_completes(good_run, clip, models, tmp_path):
     out = _copy(good_run, tmp_path / "out")
     before = snapshot(out)
-    args = ["reconstruct", clip, "-o", out, "--chunk", 3, "--fps", 5, *model_args(models), *FAST]
+    # --max-frames 16: fewer frames than the old run's, and 15 of them left to do after the first
+    # staged PLY (with --fps 5, 10 frames, once in a clean-clone CI run the run finished before the
+    # signal landed: exit 0)
+    args = ["reconstruct", clip, "-o", out, "--chunk", 3, "--max-frames", 16, *model_args(models), *FAST]
     proc = _spawn([*args, "--overwrite"])
     _wait(proc, lambda: len(plys(_staged(out) / "gaussians")) >= 1)
     proc.send_signal(signal.SIGINT)
@@ -241,7 +244,7 @@ def test_interrupted_overwrite_keeps_the_old_run_until_the_new_one_completes(goo
     assert not (out / "gaussians_x3").exists()  # replaced as a whole: the new run has no interpolation
     from video2gs.video.decode import open_source
 
-    assert len(plys(out / "gaussians")) == len(open_source(clip, fps=5)) < len(plys(good_run / "gaussians"))
+    assert len(plys(out / "gaussians")) == len(open_source(clip, max_frames=16)) < len(plys(good_run / "gaussians"))
 
 
 def test_sigterm_exits_143(clip, models, tmp_path):
